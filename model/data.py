@@ -1,0 +1,68 @@
+"""Loading MNIST: a Keras-format .npz file when given, else Keras' own download."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+
+Split = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+class DataError(RuntimeError):
+    """MNIST could not be loaded; the message says what to set."""
+
+
+def load_npz(path: str | os.PathLike) -> Split:
+    """Read an .npz in the Keras layout (x_train, y_train, x_test, y_test)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"MNIST file not found: {path} (set MNIST_PATH or --data to a Keras .npz)")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            missing = [k for k in KEYS if k not in f.files]
+            if missing:
+                raise DataError(f"{path} lacks {', '.join(missing)}: expected the Keras MNIST layout")
+            x_train, y_train, x_test, y_test = (f[k] for k in KEYS)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path} is not a readable .npz file: {exc}") from exc
+    for x, y in ((x_train, y_train), (x_test, y_test)):
+        if x.ndim != 3 or x.shape[1:] != (28, 28) or len(x) != len(y):
+            raise DataError(f"{path}: expected images (N, 28, 28) with N labels, got {x.shape}")
+    return (x_train.astype(np.uint8), y_train.astype(np.int64)), (
+        x_test.astype(np.uint8),
+        y_test.astype(np.int64),
+    )
+
+
+def load_mnist(path: str | os.PathLike | None = None) -> Split:
+    """The MNIST split from `path`, else $MNIST_PATH, else keras.datasets (needs internet)."""
+    path = path or os.environ.get("MNIST_PATH")
+    if path:
+        return load_npz(path)
+    try:
+        import keras
+
+        (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+    except Exception as exc:  # no internet, proxy, TLS, ...: one clear line instead of a trace
+        raise DataError(
+            "MNIST is not available offline: set MNIST_PATH (or pass --data) to a Keras-format "
+            f"mnist.npz, e.g. MNIST_PATH=../shared/data/mnist.npz ({type(exc).__name__})"
+        ) from exc
+    return (x_train, y_train.astype(np.int64)), (x_test, y_test.astype(np.int64))
+
+
+def data_hash(split: Split) -> str:
+    """A short SHA-256 of the images and labels, so a run records exactly what it saw."""
+    digest = hashlib.sha256()
+    for part in (*split[0], *split[1]):
+        digest.update(np.ascontiguousarray(part).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def to_model_input(images: np.ndarray) -> np.ndarray:
+    """uint8 (N, 28, 28) → the model contract: float32 (N, 28, 28, 1) in [0, 1]."""
+    return (images.astype(np.float32) / 255.0)[..., None]
