@@ -25,7 +25,7 @@ def load_npz(path: str | os.PathLike) -> Split:
         with np.load(path, allow_pickle=False) as f:
             missing = [k for k in KEYS if k not in f.files]
             if missing:
-                raise DataError(f"{path} lacks {', '.join(missing)}: expected the Keras MNIST layout")
+                raise DataError(f"{path} lacks {', '.join(missing)}: expected Keras' MNIST layout")
             x_train, y_train, x_test, y_test = (f[k] for k in KEYS)
     except (OSError, ValueError) as exc:
         raise DataError(f"{path} is not a readable .npz file: {exc}") from exc

@@ -1,0 +1,30 @@
+# Two commands do all the set-up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+MNIST_PATH ?= $(abspath ../shared/data/mnist.npz)
+export MNIST_PATH
+
+.PHONY: install run test lint train bench
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)  ## start the bot (BOT_TOKEN from .env or the environment)
+	$(PY) -m bot
+
+test: $(STAMP)  ## lint and the whole test suite
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q
+
+train: $(STAMP)  ## reproduce model/release with the defaults on the full MNIST
+	$(PY) -m model.train --out model/release
+
+bench: $(STAMP)
+	$(PY) bench/train_bench.py

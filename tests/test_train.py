@@ -1,0 +1,137 @@
+"""Training module: data loading, both architectures, the run directory, LiteRT agreement."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from model import RELEASE_DIR
+from model.data import DataError, load_mnist, load_npz
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "tests" / "data" / "mnist_sample.npz"
+RUN_FILES = ("model.keras", "model.tflite", "history.json", "metrics.json",
+             "training_curves.png", "confusion_matrix.png", "samples.png")
+METRIC_FIELDS = ("test_accuracy", "test_loss", "arch", "epochs_run", "train_seconds", "params",
+                 "created_at", "data_sha256", "litert_agreement")
+HISTORY_FIELDS = ("loss", "accuracy", "val_loss", "val_accuracy", "lr")
+
+
+def test_load_mnist_from_file(monkeypatch):
+    monkeypatch.delenv("MNIST_PATH", raising=False)
+    (x_train, y_train), (x_test, y_test) = load_mnist(SAMPLE)
+    assert x_train.shape == (500, 28, 28) and x_train.dtype == np.uint8
+    assert x_test.shape == (200, 28, 28) and len(y_test) == 200
+    assert set(np.unique(y_train)) == set(range(10))
+    monkeypatch.setenv("MNIST_PATH", str(SAMPLE))
+    assert load_mnist()[0][0].shape == (500, 28, 28)
+
+
+def test_load_mnist_bad_files(tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        load_npz(tmp_path / "missing.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip file")
+    with pytest.raises(DataError, match="not a readable"):
+        load_npz(tmp_path / "junk.npz")
+    np.savez(tmp_path / "wrong.npz", x=np.zeros((2, 28, 28)))
+    with pytest.raises(DataError, match="lacks x_train"):
+        load_npz(tmp_path / "wrong.npz")
+
+
+def test_offline_without_data_is_one_clear_line(tmp_path):
+    """No MNIST_PATH and no network: exit 2 with what to set, not a traceback."""
+    env = {k: v for k, v in os.environ.items() if k != "MNIST_PATH"}
+    # A dead proxy makes Keras' download fail here as it would offline, even on a networked CI.
+    env.update(KERAS_HOME=str(tmp_path), HTTPS_PROXY="http://127.0.0.1:9",
+               HTTP_PROXY="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9",
+               http_proxy="http://127.0.0.1:9", NO_PROXY="", no_proxy="")
+    proc = subprocess.run([sys.executable, "-m", "model.train", "--epochs", "1", "--out",
+                           str(tmp_path / "run")], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "MNIST_PATH" in errors[0]
+    assert "Traceback" not in proc.stderr
+
+
+def check_run_dir(run: Path, arch: str, epochs: int) -> dict:
+    for name in RUN_FILES:
+        assert (run / name).stat().st_size > 0, name
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert all(field in metrics for field in METRIC_FIELDS)
+    assert metrics["arch"] == arch and metrics["epochs_run"] == epochs
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0 and metrics["params"] > 0
+    assert metrics["litert_agreement"] >= 0.999
+    history = json.loads((run / "history.json").read_text())
+    assert all(len(history[field]) == epochs for field in HISTORY_FIELDS)
+    for name in RUN_FILES:
+        if name.endswith(".png"):
+            with Image.open(run / name) as img:
+                img.load()
+                assert img.width > 200 and img.height > 200
+    return metrics
+
+
+def test_cli_trains_cnn_one_epoch(tmp_path):
+    """The CLI end to end: progress lines, every file, the JSON fields."""
+    run = tmp_path / "cnn"
+    proc = subprocess.run([sys.executable, "-m", "model.train", "--arch", "cnn", "--epochs", "1",
+                           "--data", str(SAMPLE), "--out", str(run), "--seed", "1"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    progress = [json.loads(line[len("PROGRESS "):]) for line in proc.stdout.splitlines()
+                if line.startswith("PROGRESS ")]
+    assert [p["epoch"] for p in progress] == [1] and progress[0]["epochs"] == 1
+    assert 0.0 <= progress[0]["val_accuracy"] <= 1.0
+    metrics = check_run_dir(run, "cnn", 1)
+    assert metrics["params"] > 100_000
+
+
+def test_mlp_fits_and_learns_with_corrections(tmp_path):
+    """The seed MLP trains in-process; user corrections join the training data."""
+    from model.train import EXTRA_REPEATS, train
+
+    (x_train, y_train), _ = load_mnist(SAMPLE)
+    extra = tmp_path / "corrections.npz"
+    np.savez(extra, x=x_train[:7], y=y_train[:7])
+    metrics = train("mlp", 6, str(SAMPLE), str(extra), tmp_path / "mlp", seed=3)
+    check_run_dir(tmp_path / "mlp", "mlp", 6)
+    assert metrics["corrections"] == 7
+    assert metrics["train_images"] == 450 + 7 * EXTRA_REPEATS
+    assert metrics["test_accuracy"] > 0.5  # 450 images, 6 epochs: far above chance (0.1)
+
+
+def test_bad_corrections_file_is_refused(tmp_path):
+    extra = tmp_path / "bad.npz"
+    np.savez(extra, x=np.zeros((3, 28, 28), np.uint8), y=np.array([1, 2, 12]))
+    proc = subprocess.run([sys.executable, "-m", "model.train", "--arch", "mlp", "--epochs", "1",
+                           "--data", str(SAMPLE), "--extra", str(extra),
+                           "--out", str(tmp_path / "run")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "labels in 0-9" in proc.stderr
+
+
+def test_release_model_meets_its_metrics():
+    """The shipped model: ≥ 99.6% on the MNIST test split, as metrics.json says (±0.1 pp)."""
+    mnist = Path(os.environ.get("MNIST_PATH", ROOT.parent / "shared" / "data" / "mnist.npz"))
+    if not mnist.is_file():
+        pytest.skip("full MNIST not available (set MNIST_PATH)")
+    import keras
+
+    from model.data import to_model_input
+
+    _, (x_test, y_test) = load_mnist(mnist)
+    model = keras.models.load_model(RELEASE_DIR / "model.keras")
+    probs = model.predict(to_model_input(x_test), batch_size=1000, verbose=0)
+    accuracy = float(np.mean(probs.argmax(1) == y_test))
+    metrics = json.loads((RELEASE_DIR / "metrics.json").read_text())
+    assert accuracy >= 0.996
+    assert abs(accuracy - metrics["test_accuracy"]) <= 0.001
+    check_run_dir(RELEASE_DIR, "cnn", metrics["epochs_run"])
