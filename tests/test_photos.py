@@ -1,0 +1,131 @@
+"""The photo generator behind bench/recognizer_bench.py: deterministic, honest, well-formed."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from bench.photos import KINDS, MAX_SIDE, load_test_digits, make_photo, photo_set
+
+SAMPLE = Path(__file__).parent / "data" / "mnist_sample.npz"
+SMALL = (640, 480)  # where the frame size does not matter: faster
+
+
+@pytest.fixture(scope="module")
+def test_digits() -> tuple[np.ndarray, np.ndarray]:
+    return load_test_digits(SAMPLE)
+
+
+def decode(data: bytes) -> np.ndarray:
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    assert img is not None, "the generator produced bytes OpenCV cannot decode"
+    return img
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_same_seed_same_photos_other_seed_other_photos(kind, test_digits):
+    first = photo_set(3, kind, seed=7, test_digits=test_digits)
+    again = photo_set(3, kind, seed=7, test_digits=test_digits)
+    other = photo_set(3, kind, seed=8, test_digits=test_digits)
+    assert [b for b, _ in first] == [b for b, _ in again]
+    assert [t.text for _, t in first] == [t.text for _, t in again]
+    assert [b for b, _ in first] != [b for b, _ in other]
+
+
+def test_photo_i_does_not_depend_on_n(test_digits):
+    short = photo_set(2, "number", seed=3, size=SMALL, test_digits=test_digits)
+    longer = photo_set(4, "number", seed=3, size=SMALL, test_digits=test_digits)
+    assert [b for b, _ in short] == [b for b, _ in longer[:2]]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_photos_decode_within_telegram_limits_and_match_truth(kind, test_digits):
+    for data, truth in photo_set(8, kind, seed=1, test_digits=test_digits):
+        img = decode(data)
+        h, w = img.shape[:2]
+        assert (w, h) == truth.size
+        assert max(w, h) <= MAX_SIDE
+        magic = {"jpeg": b"\xff\xd8\xff", "png": b"\x89PNG"}[truth.fmt]
+        assert data.startswith(magic)
+        assert truth.text.isdigit() or (kind == "blank" and truth.text == "")
+        assert len(truth.boxes) == len(truth.text)
+        for x0, y0, x1, y1 in truth.boxes:
+            assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h
+        # The ink really is where the boxes say: darker (or, on screens, lighter) than the page.
+        gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY).astype(np.float32)
+        for x0, y0, x1, y1 in truth.boxes:
+            inside = gray[y0:y1, x0:x1]
+            page = np.median(gray)
+            extreme = inside.max() if truth.style == "screen" else inside.min()
+            assert abs(extreme - page) > 40, (truth, extreme, page)
+
+
+def test_blank_photos_have_no_digits(test_digits):
+    photos = photo_set(6, "blank", seed=2)
+    assert all(t.text == "" and t.boxes == [] and t.sources == [] for _, t in photos)
+    # Blank pages are nearly uniform apart from ruling, shadows and specks: no dark ink strokes.
+    for data, truth in photos:
+        gray = cv2.cvtColor(decode(data), cv2.COLOR_BGR2GRAY)
+        assert np.percentile(gray, 1) > 40 or truth.style == "screen"
+
+
+def test_numbers_have_two_to_five_digits_left_to_right(test_digits):
+    photos = photo_set(12, "number", seed=4, size=SMALL, test_digits=test_digits)
+    lengths = {len(t.text) for _, t in photos}
+    assert lengths <= {2, 3, 4, 5} and len(lengths) >= 3
+    for _, truth in photos:
+        assert truth.text[0] != "0"  # a number as a person writes it
+        centres = [(x0 + x1) / 2 for x0, _, x1, _ in truth.boxes]
+        assert centres == sorted(centres)
+
+
+def test_sizes_vary_and_can_be_forced(test_digits):
+    sizes = {t.size for _, t in photo_set(16, "digit", seed=5, test_digits=test_digits)}
+    assert any(w > h for w, h in sizes) and any(h > w for w, h in sizes)
+    forced = photo_set(2, "digit", seed=5, size=(1280, 960), screen=False, test_digits=test_digits)
+    assert all(t.size == (1280, 960) and t.fmt == "jpeg" for _, t in forced)
+    screens = photo_set(2, "digit", seed=5, screen=True, test_digits=test_digits)
+    assert all(t.style == "screen" and t.fmt == "png" for _, t in screens)
+
+
+def test_handwriting_comes_from_the_test_split_only(test_digits, tmp_path):
+    images, labels = test_digits
+    # The generator's entry points take test arrays, never a training split.
+    assert list(inspect.signature(make_photo).parameters)[1:3] == ["test_images", "test_labels"]
+    for _, truth in photo_set(8, "number", seed=6, size=SMALL, test_digits=test_digits):
+        assert [int(labels[i]) for i in truth.sources] == [int(c) for c in truth.text]
+    # The loader never reads x_train: a file without it works, and a garbage x_train is ignored.
+    only_test = tmp_path / "only_test.npz"
+    np.savez(only_test, x_test=images, y_test=labels)
+    junk_train = tmp_path / "junk_train.npz"
+    np.savez(
+        junk_train,
+        x_train=np.full((3, 5), 255, np.uint8),
+        y_train=np.zeros(1),
+        x_test=images,
+        y_test=labels,
+    )
+    reference = photo_set(2, "digit", seed=9, mnist_path=SAMPLE, size=SMALL)
+    for path in (only_test, junk_train):
+        assert [b for b, _ in photo_set(2, "digit", seed=9, mnist_path=path, size=SMALL)] == [
+            b for b, _ in reference
+        ]
+
+
+def test_other_sources_use_no_mnist():
+    photos = photo_set(4, "other", seed=3, size=SMALL)  # no MNIST path, no arrays: must still work
+    assert all(t.sources == [] and t.text.isdigit() for _, t in photos)
+
+
+def test_bad_requests_are_refused(test_digits):
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError):
+        make_photo(rng, None, None, "digit")
+    with pytest.raises(ValueError):
+        photo_set(1, "selfie", seed=0)
+    with pytest.raises(ValueError):
+        make_photo(rng, *test_digits, "digit", size=(1600, 1200))
