@@ -1,0 +1,1 @@
+"""digitbot's Telegram side: `python -m bot` starts long polling (see bot/app.py)."""

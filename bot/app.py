@@ -1,0 +1,430 @@
+"""digitbot: handwritten digits and numbers from photos, read by a LiteRT model.
+
+Handlers are small; `main()` builds the Application and registers them in one block.
+Recognition runs in a thread pool, each user's photos in their own lane (fairness), every
+outgoing call through the rate limiter, and the active model can be swapped while serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import mimetypes
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from telegram import BotCommand, InputMediaPhoto, Message, Update
+from telegram.constants import ChatAction
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot import replies
+from bot.charts import stats_pictures
+from bot.config import Settings, load_settings
+from bot.fairness import UserLanes
+from bot.logs import setup_logging
+from bot.models import ModelRegistry, ServingModel, read_metrics
+from bot.ratelimit import BotRateLimiter
+from bot.retrain import Retrainer, check_data
+from bot.storage import Storage
+from model.recognize import Result, render_annotated
+
+log = logging.getLogger(__name__)
+
+COMMANDS = [
+    BotCommand("start", "What I do"),
+    BotCommand("help", "How to take a good photo"),
+    BotCommand("stats", "Model accuracy, training curves, live figures"),
+    BotCommand("retrain", "Admins: train a new model [EPOCHS]"),
+    BotCommand("models", "Admins: model versions"),
+    BotCommand("rollback", "Admins: back to the previous model"),
+]
+MAX_PHOTO_SIDE = 1280  # Telegram's largest regular photo size; bigger ones cost time, not accuracy
+EPOCHS_RE = re.compile(r"[0-9]{1,9}")
+
+
+@dataclass
+class Services:
+    """Long-lived parts, kept in bot_data["svc"]; the serving model is bot_data["model"]."""
+
+    settings: Settings
+    storage: Storage
+    registry: ModelRegistry
+    retrainer: Retrainer
+    executor: ThreadPoolExecutor
+    lanes: UserLanes
+
+
+def services(context: ContextTypes.DEFAULT_TYPE) -> Services:
+    return context.bot_data["svc"]
+
+
+def is_admin(update: Update, settings: Settings) -> bool:
+    """Admins are numeric Telegram user ids from ADMIN_IDS; names can change, ids can't."""
+    user = update.effective_user
+    return user is not None and user.id in settings.admin_ids
+
+
+# --- users ------------------------------------------------------------------------------
+
+
+async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Say what the bot does and how to take a good photo."""
+    text = replies.HELP
+    if is_admin(update, services(context).settings):
+        text += replies.ADMIN_HELP
+    await update.effective_message.reply_text(text)
+
+
+async def photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Read a photo: the largest size up to 1280 px (or the smallest when all are bigger)."""
+    sizes = update.effective_message.photo
+    fitting = [s for s in sizes if max(s.width, s.height) <= MAX_PHOTO_SIDE]
+    chosen = max(fitting, key=lambda s: s.width * s.height) if fitting else min(
+        sizes, key=lambda s: s.width * s.height
+    )
+    await read_image(update, context, chosen.file_id, chosen.file_size)
+
+
+async def document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Read an image sent as a file; explain politely when it isn't one."""
+    doc = update.effective_message.document
+    mime = doc.mime_type or mimetypes.guess_type(doc.file_name or "")[0] or ""
+    if mime == "application/pdf" or (doc.file_name or "").lower().endswith(".pdf"):
+        await update.effective_message.reply_text(replies.PDF, do_quote=True)
+    elif not mime.startswith("image/"):
+        await update.effective_message.reply_text(replies.NOT_AN_IMAGE, do_quote=True)
+    else:
+        await read_image(update, context, doc.file_id, doc.file_size)
+
+
+async def read_image(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, file_id: str, size: int | None
+) -> None:
+    """Download, recognize off the event loop, store, reply (in the user's own lane)."""
+    svc = services(context)
+    message = update.effective_message
+    limit = svc.settings.max_file_bytes
+    if size and size > limit:
+        await message.reply_text(_too_big(size, limit), do_quote=True)
+        return
+
+    async def on_queue(waiting: int) -> None:
+        with contextlib.suppress(TelegramError):
+            await message.reply_text(replies.QUEUED.format(waiting=waiting))
+
+    sender = update.effective_user or update.effective_chat  # anonymous group admins: the chat
+    async with svc.lanes.turn(sender.id, on_queue):
+        tg_file = await context.bot.get_file(file_id)
+        if tg_file.file_size and tg_file.file_size > limit:
+            await message.reply_text(_too_big(tg_file.file_size, limit), do_quote=True)
+            return
+        data = bytes(await tg_file.download_as_bytearray())
+        model: ServingModel = context.bot_data["model"]
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(svc.executor, recognize_safely, model, data)
+        await reply_reading(update, context, model, data, result)
+
+
+def recognize_safely(model: ServingModel, data: bytes) -> Result:
+    """recognize() promises not to raise on bad input; if it ever does, the user still gets
+    a clear answer and the traceback goes to the log."""
+    try:
+        return model.recognizer.recognize(data)
+    except Exception:
+        log.exception("The recognizer failed on a %d-byte file", len(data))
+        return Result(status="error", error=replies.UNREADABLE)
+
+
+def annotate_safely(data: bytes, result: Result) -> bytes | None:
+    """The photo with boxes and labels, or None (then the reading goes out as text)."""
+    try:
+        return render_annotated(data, result)
+    except Exception:
+        log.exception("Could not draw the annotated photo")
+        return None
+
+
+async def reply_reading(
+    update: Update,
+    context: ContextTypes.DEFAULT_TYPE,
+    model: ServingModel,
+    data: bytes,
+    result: Result,
+) -> None:
+    """Store the prediction, then answer: text, or the annotated photo for numbers and doubts."""
+    svc = services(context)
+    message = update.effective_message
+    threshold = svc.settings.doubt_threshold
+    single = result.status == "ok" and len(result.digits) == 1
+    sender = update.effective_user or update.effective_chat
+    prediction_id = svc.storage.add_prediction(
+        user_id=sender.id,
+        chat_id=message.chat_id,
+        status=result.status,
+        reading=result.text,
+        confidence=replies.reading_confidence(result) if result.status == "ok" else None,
+        latency_ms=result.seconds * 1000,
+        model_version=model.version,
+        crop=result.digits[0].crop if single else None,
+    )
+    if result.status == "no_digit":
+        await message.reply_text(replies.NO_DIGIT, do_quote=True)
+        return
+    if result.status != "ok":
+        await message.reply_text(result.error or replies.UNREADABLE, do_quote=True)
+        return
+
+    text = replies.reading_text(result, threshold)
+    keyboard = replies.feedback_keyboard(prediction_id, result.digits[0].digit) if single else None
+    picture = None
+    if len(result.digits) > 1 or replies.is_doubtful(result, threshold):
+        loop = asyncio.get_running_loop()
+        picture = await loop.run_in_executor(svc.executor, annotate_safely, data, result)
+    sent: Message
+    if picture is not None:
+        sent = await message.reply_photo(
+            picture, caption=text, reply_markup=keyboard, do_quote=True
+        )
+    else:
+        sent = await message.reply_text(text, reply_markup=keyboard, do_quote=True)
+    if single:
+        svc.storage.set_reply_message(prediction_id, sent.message_id)
+
+
+async def feedback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """✅ / 0–9 under a reading: validate, commit the label, then acknowledge."""
+    svc = services(context)
+    query = update.callback_query
+    parsed = replies.parse_feedback(query.data)
+    if parsed is None:
+        await query.answer("That button isn't one of mine.")
+        return
+    prediction_id, label = parsed
+    prediction = svc.storage.prediction(prediction_id)
+    message = query.message
+    if (
+        prediction is None
+        or prediction.crop is None
+        or prediction.user_id != query.from_user.id
+        or message is None
+        or prediction.chat_id != message.chat.id
+        or prediction.message_id != message.message_id
+    ):
+        await query.answer("This button doesn't belong to that reading.")
+        return
+    if not svc.storage.add_feedback(prediction, label):  # committed before we answer
+        await query.answer("Already noted — thank you!")
+        return
+    mark = replies.feedback_mark(prediction.reading, label)
+    await query.answer(mark)
+    with contextlib.suppress(BadRequest):  # e.g. the message is too old to edit
+        if isinstance(message, Message) and message.caption is not None:
+            await query.edit_message_caption(f"{message.caption}\n\n{mark}")
+        elif isinstance(message, Message) and message.text is not None:
+            await query.edit_message_text(f"{message.text}\n\n{mark}")
+        else:
+            await query.edit_message_reply_markup(None)
+
+
+async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The model's charts with its version, accuracy, training date and live figures."""
+    svc = services(context)
+    model: ServingModel = context.bot_data["model"]
+    version = svc.registry.get(model.version)
+    assert version is not None, "the serving model is always a registered version"
+    metrics = read_metrics(model.path)
+    trained = metrics.get("created_at") or version.created_at
+    if not trained:  # a model without metrics.json: the date of its file
+        mtime = (model.path / "model.tflite").stat().st_mtime
+        trained = datetime.fromtimestamp(mtime, UTC).isoformat(timespec="seconds")
+    caption = replies.stats_caption(version, metrics, trained[:10], svc.storage.live_stats())
+    await context.bot.send_chat_action(update.effective_chat.id, ChatAction.UPLOAD_PHOTO)
+    pictures = await asyncio.to_thread(
+        stats_pictures, model.path, svc.storage.recent_latencies()
+    )
+    message = update.effective_message
+    if len(pictures) == 1:
+        await message.reply_photo(pictures[0], caption=caption)
+    else:
+        media = [InputMediaPhoto(p, caption=caption if i == 0 else None)
+                 for i, p in enumerate(pictures)]
+        await message.reply_media_group(media)
+
+
+async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Point unknown commands at /help."""
+    command = (update.effective_message.text or "").split()[0][:64]
+    await update.effective_message.reply_text(replies.UNKNOWN_COMMAND.format(command=command))
+
+
+async def other(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Text, stickers, voice, …: explain what the bot reads."""
+    await update.effective_message.reply_text(replies.TEXT_ONLY)
+
+
+# --- admins -------------------------------------------------------------------------------
+
+
+async def retrain(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Admins: train a new model in a separate process; promote it if not worse."""
+    svc = services(context)
+    message = update.effective_message
+    if not is_admin(update, svc.settings):
+        await message.reply_text("Sorry, /retrain is only for the bot's admins.")
+        return
+    maximum = svc.settings.retrain_max_epochs
+    usage = f"Usage: /retrain [EPOCHS], EPOCHS a whole number from 1 to {maximum}."
+    args = context.args or []
+    if len(args) > 1 or (args and not EPOCHS_RE.fullmatch(args[0])):
+        await message.reply_text(f"I can't read “{' '.join(args)[:40]}” as epochs. {usage}")
+        return
+    epochs = int(args[0]) if args else svc.settings.retrain_default_epochs
+    if epochs is not None and not 1 <= epochs <= maximum:
+        await message.reply_text(f"{epochs} epochs is out of range. {usage}")
+        return
+    problem = check_data(svc.settings.mnist_path)
+    if problem:
+        await message.reply_text(f"Can't retrain: {problem}")
+        return
+    if not svc.retrainer.start(context.bot, message.chat_id, epochs):
+        await message.reply_text("A retraining is already running; I'll report when it ends.")
+
+
+async def models(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Admins: list the model versions with their accuracy; the serving one is marked."""
+    svc = services(context)
+    if not is_admin(update, svc.settings):
+        await update.effective_message.reply_text("Sorry, /models is only for the bot's admins.")
+        return
+    await update.effective_message.reply_text(replies.models_text(svc.registry.versions()))
+
+
+async def rollback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Admins: serve the previous version again (hot swap, no restart)."""
+    svc = services(context)
+    message = update.effective_message
+    if not is_admin(update, svc.settings):
+        await message.reply_text("Sorry, /rollback is only for the bot's admins.")
+        return
+    if svc.retrainer.busy:
+        await message.reply_text("A retraining is running; roll back after it reports.")
+        return
+    current: ServingModel = context.bot_data["model"]
+    target = svc.registry.rollback_target()
+    if target is None:
+        await message.reply_text(f"Nothing to roll back to: v{current.version} is the first.")
+        return
+    loaded = await asyncio.to_thread(svc.registry.load, target)  # fails before anything changes
+    svc.storage.activate(target.version)
+    context.bot_data["model"] = loaded
+    await message.reply_text(
+        f"↩️ Rolled back: v{target.version} is serving (was v{current.version})."
+    )
+
+
+# --- plumbing -----------------------------------------------------------------------------
+
+
+async def error_handler(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log the exception and tell the user something went wrong."""
+    log.error("Exception while handling an update", exc_info=context.error)
+    if isinstance(update, Update) and update.effective_chat is not None:
+        with contextlib.suppress(TelegramError):
+            await context.bot.send_message(update.effective_chat.id, replies.SORRY)
+
+
+def _too_big(size: int, limit: int) -> str:
+    return replies.TOO_BIG.format(size=size / 2**20, limit=limit / 2**20)
+
+
+async def post_init(application: Application) -> None:
+    await application.bot.set_my_commands(COMMANDS)
+
+
+async def post_stop(application: Application) -> None:
+    await services_of(application).retrainer.stop()  # terminate a running training
+
+
+async def post_shutdown(application: Application) -> None:
+    svc = services_of(application)
+    svc.executor.shutdown(wait=True)
+    svc.storage.close()
+
+
+def services_of(application: Application) -> Services:
+    return application.bot_data["svc"]
+
+
+def build_application(settings: Settings) -> Application:
+    """Open storage, load the active model and wire every handler."""
+    storage = Storage(settings.db_path)
+    registry = ModelRegistry(storage, settings.models_dir, settings.release_model_dir)
+    registry.recover()
+    serving = registry.load(registry.active())
+    log.info("Serving model v%s from %s", serving.version, serving.path)
+
+    root = settings.api_root
+    application = (
+        ApplicationBuilder()
+        .token(settings.bot_token.get_secret_value())
+        .base_url(f"{root}/bot")
+        .base_file_url(f"{root}/file/bot")
+        .rate_limiter(BotRateLimiter.from_settings(settings))
+        .concurrent_updates(settings.max_concurrent_updates)
+        .pool_timeout(30)  # many users at once wait for a connection rather than fail
+        .post_init(post_init)
+        .post_stop(post_stop)
+        .post_shutdown(post_shutdown)
+        .build()
+    )
+
+    def swap(model: ServingModel) -> None:
+        application.bot_data["model"] = model
+
+    application.bot_data["model"] = serving
+    application.bot_data["svc"] = Services(
+        settings=settings,
+        storage=storage,
+        registry=registry,
+        retrainer=Retrainer(settings, registry, lambda: application.bot_data["model"], swap),
+        executor=ThreadPoolExecutor(settings.recognize_threads, thread_name_prefix="recognize"),
+        lanes=UserLanes(settings.user_in_flight, settings.queue_notice_after),
+    )
+
+    application.add_handler(CommandHandler(["start", "help"], start))
+    application.add_handler(CommandHandler("stats", stats))
+    application.add_handler(CommandHandler("retrain", retrain))
+    application.add_handler(CommandHandler("models", models))
+    application.add_handler(CommandHandler("rollback", rollback))
+    application.add_handler(CallbackQueryHandler(feedback))
+    new = filters.UpdateType.MESSAGE  # not edits or channel posts
+    application.add_handler(MessageHandler(new & filters.PHOTO, photo))
+    application.add_handler(MessageHandler(new & filters.Document.ALL, document))
+    application.add_handler(MessageHandler(new & filters.COMMAND, unknown_command))
+    application.add_handler(MessageHandler(new & filters.ChatType.PRIVATE, other))
+    application.add_error_handler(error_handler)
+    return application
+
+
+def main() -> None:
+    """Start the bot with long polling; SIGINT/SIGTERM stop it gracefully."""
+    started = time.monotonic()
+    settings = load_settings()
+    setup_logging(settings.log_level, settings.bot_token.get_secret_value())
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    application = build_application(settings)
+    log.info("Ready in %.2f s; polling %s", time.monotonic() - started, settings.api_root)
+    application.run_polling(allowed_updates=Update.ALL_TYPES, bootstrap_retries=3)

@@ -1,0 +1,100 @@
+"""The bot's settings, read from the environment and `.env` (every one is in .env.example)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from model import RELEASE_DIR
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set; the defaults are Telegram's limits and safe choices."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_ignore_empty=True, extra="ignore", case_sensitive=False
+    )
+
+    bot_token: SecretStr
+    admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    telegram_api_url: str = "https://api.telegram.org"
+    data_dir: Path = Path("var")
+    mnist_path: Path | None = None
+    release_model_dir: Path = RELEASE_DIR
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    # Outgoing rate limits (Telegram's published limits); RATE_LIMIT=0 lifts all of them.
+    rate_limit: bool = True
+    rate_overall_per_s: float = Field(30, ge=0)
+    rate_group_per_min: float = Field(20, ge=0)
+    rate_chat_per_s: float = Field(1, ge=0)
+    rate_chat_burst: int = Field(1, ge=1)
+    rate_max_retries: int = Field(5, ge=0)  # retries after a 429 (retry_after honoured)
+    send_retries: int = Field(2, ge=0)  # retries after a 5xx / connection error on a send
+
+    # Serving.
+    max_concurrent_updates: int = Field(1024, ge=1)
+    recognize_threads: int = Field(2, ge=1)
+    user_in_flight: int = Field(1, ge=1)  # photos of one user read at the same time
+    queue_notice_after: int = Field(3, ge=1)  # waiting photos before the "one by one" note
+    max_file_mb: float = Field(20, gt=0)  # Telegram lets bots download up to 20 MB
+    doubt_threshold: float = Field(0.90, ge=0, le=1)  # below: show alternatives + the photo
+
+    # Retraining.
+    retrain_default_epochs: int | None = Field(None, ge=1)  # None: model.train's own default
+    retrain_max_epochs: int = Field(50, ge=1)
+    retrain_edit_interval_s: float = Field(2.0, ge=0)  # throttle for progress-message edits
+    # Accuracy (fraction) a new model may lose on the test split and still be promoted;
+    # 0: only a model that is not worse replaces the serving one.
+    promote_tolerance: float = Field(0.0, ge=0, le=1)
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        """ADMIN_IDS=123,456 (commas or spaces) → {123, 456}; numeric ids only."""
+        if isinstance(value, str):
+            return [part for part in value.replace(",", " ").split() if part]
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @property
+    def api_root(self) -> str:
+        return self.telegram_api_url.rstrip("/")
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "digitbot.sqlite3"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def max_file_bytes(self) -> int:
+        return int(self.max_file_mb * 1024 * 1024)
+
+
+def load_settings() -> Settings:
+    """Settings, or one clear line on stderr and exit code 2 (values are never echoed)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = str(error["loc"][0]).upper() if error["loc"] else "settings"
+            if name == "BOT_TOKEN" and error["type"] == "missing":
+                print(
+                    "BOT_TOKEN is not set: put BOT_TOKEN=<token from @BotFather> in the "
+                    "environment or in .env (see .env.example)",
+                    file=sys.stderr,
+                )
+            else:
+                print(f"Invalid setting {name}: {error['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,279 @@
+"""/retrain: `python -m model.train` in a separate OS process while the bot keeps serving.
+
+The child's `PROGRESS {json}` lines become edits of one message in the admin's chat. When it
+exits, the new and the current model are both scored with LiteRT on the same test split of
+the same data file, and the new one is promoted only if it is not worse. A failed or killed
+run leaves the current model serving and is reported; one run at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from telegram import Bot
+from telegram.error import TelegramError
+
+from bot.config import Settings
+from bot.models import MODEL_FILE, ModelRegistry, ServingModel, read_metrics
+from model.recognize import Recognizer
+
+log = logging.getLogger(__name__)
+
+PROGRESS_PREFIX = "PROGRESS "
+STOP_GRACE_S = 10
+MAX_LINE_BYTES = 1 << 20  # TensorFlow can print very long lines
+EVAL_CHUNK = 32  # test images per model call when comparing models (small arena)
+# Starts model.train with "terminate me when my parent dies" set (Linux), so a killed bot never
+# leaves an orphan training; then becomes `python -m model.train ...` via exec.
+LAUNCHER = (
+    "import os, signal, sys\n"
+    "try:\n"
+    "    import ctypes; ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG\n"
+    "except (OSError, AttributeError):\n"
+    "    pass\n"
+    "if os.getppid() == int(sys.argv[1]):\n"
+    "    os.execv(sys.argv[2], sys.argv[2:])\n"
+)
+
+
+@dataclass
+class Outcome:
+    """What a finished run led to (for the admin's message and the tests)."""
+
+    text: str
+    promoted: bool = False
+
+
+def fmt_pct(fraction: float | None) -> str:
+    return "n/a" if fraction is None else f"{fraction * 100:.2f}%"
+
+
+def load_test_split(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Only x_test and y_test of a Keras-layout .npz (the training images stay on disk)."""
+    with np.load(path, allow_pickle=False) as data:
+        return data["x_test"].astype(np.uint8), data["y_test"].astype(np.int64)
+
+
+def accuracy(model_file: Path, x: np.ndarray, y: np.ndarray) -> float:
+    """Share of `x` (uint8 N×28×28) that the model labels as `y` (blocking). A model instance
+    of its own, in chunks: the serving one is never locked or resized, memory stays small."""
+    recognizer = Recognizer(model_file)
+    predicted = np.concatenate([
+        np.argmax(recognizer.classify(x[i : i + EVAL_CHUNK]), axis=1)
+        for i in range(0, len(x), EVAL_CHUNK)
+    ])
+    return float(np.mean(predicted == y))
+
+
+class Retrainer:
+    """Runs one training at a time and reports to the admin who asked."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: ModelRegistry,
+        serving: Callable[[], ServingModel],
+        swap: Callable[[ServingModel], None],
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self._serving = serving
+        self._swap = swap
+        self._task: asyncio.Task[Outcome] | None = None
+        self._proc: asyncio.subprocess.Process | None = None
+        self._stopping = False
+
+    @property
+    def busy(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    @property
+    def task(self) -> asyncio.Task[Outcome] | None:
+        return self._task
+
+    def start(self, bot: Bot, chat_id: int, epochs: int | None) -> bool:
+        """Start a run in the background; False when one is already running."""
+        if self.busy or self._stopping:
+            return False
+        self._task = asyncio.create_task(self._run(bot, chat_id, epochs), name="retrain")
+        return True
+
+    async def stop(self) -> None:
+        """On shutdown: terminate the child (SIGTERM, then SIGKILL) and wait for the report."""
+        self._stopping = True
+        proc = self._proc
+        if proc is not None and proc.returncode is None:
+            log.info("Stopping the training process %s", proc.pid)
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), STOP_GRACE_S)
+            except TimeoutError:
+                proc.kill()
+        if self._task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._task), STOP_GRACE_S)
+
+    async def _run(self, bot: Bot, chat_id: int, epochs: int | None) -> Outcome:
+        current = self._serving()
+        try:
+            outcome = await self._train_and_decide(bot, chat_id, epochs, current)
+        except Exception as exc:  # the bot must keep serving whatever happens here
+            log.exception("Retraining failed")
+            outcome = Outcome(f"❌ Retraining failed: {exc}. v{current.version} keeps serving.")
+        await _send(bot, chat_id, outcome.text)
+        log.info("Retraining finished: %s", outcome.text)
+        return outcome
+
+    async def _train_and_decide(
+        self, bot: Bot, chat_id: int, epochs: int | None, current: ServingModel
+    ) -> Outcome:
+        data = self.settings.mnist_path
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        work = self.settings.data_dir / "retrain" / stamp
+        work.mkdir(parents=True, exist_ok=True)
+        run_dir = self.registry.training_dir()
+
+        x_extra, y_extra = self.registry.storage.feedback_samples()
+        cmd = [sys.executable, "-m", "model.train", "--data", str(data), "--out", str(run_dir)]
+        if epochs is not None:
+            cmd += ["--epochs", str(epochs)]
+        if len(x_extra):
+            extra = work / "corrections.npz"
+            np.savez(extra, x=x_extra, y=y_extra)
+            cmd += ["--extra", str(extra)]
+
+        progress = await bot.send_message(
+            chat_id,
+            f"🏋️ Retraining started on {data.name} + {len(x_extra)} feedback samples. "
+            f"v{current.version} keeps serving meanwhile.",
+        )
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+        self._proc = proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", LAUNCHER, str(os.getpid()), *cmd,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+            limit=MAX_LINE_BYTES,
+        )
+        log.info("Training started (pid %s): %s", proc.pid, " ".join(cmd))
+        stderr_tail: deque[str] = deque(maxlen=20)
+        with (work / "train.log").open("w") as logfile:
+            await asyncio.gather(
+                self._follow(proc.stdout, bot, progress.chat_id, progress.message_id, logfile),
+                _drain(proc.stderr, stderr_tail, logfile),
+            )
+            code = await proc.wait()
+        self._proc = None
+
+        if code != 0:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            why = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+            if self._stopping:
+                why += ", the bot is shutting down"
+            last = next((line for line in reversed(stderr_tail) if line.strip()), "")
+            detail = f": {last.strip()[:300]}" if last else ""
+            return Outcome(
+                f"❌ Retraining failed ({why}){detail}. v{current.version} keeps serving."
+            )
+
+        # Score both models on the same test split with the same (LiteRT) code.
+        x_test, y_test = await asyncio.to_thread(load_test_split, data)
+        new_acc = await asyncio.to_thread(accuracy, run_dir / MODEL_FILE, x_test, y_test)
+        old_acc = await asyncio.to_thread(accuracy, current.path / MODEL_FILE, x_test, y_test)
+        trained_acc = read_metrics(run_dir).get("test_accuracy")
+        promote = new_acc >= old_acc - self.settings.promote_tolerance
+        note = f"retrained; {len(x_extra)} feedback samples"
+        # On the loop's thread: install() uses the SQLite connection, which belongs to it.
+        version = self.registry.install(run_dir, new_acc, activate=promote, note=note)
+        scores = (
+            f"on the {data.name} test split ({len(y_test)} images): new {fmt_pct(new_acc)}, "
+            f"v{current.version} {fmt_pct(old_acc)}"
+        )
+        if trained_acc is not None:
+            scores += f" (training report: {fmt_pct(trained_acc)})"
+        if not promote:
+            return Outcome(
+                f"⚖️ Kept v{current.version}: the new model is worse {scores}. "
+                f"It is stored as v{version}, not serving."
+            )
+        row = self.registry.get(version)
+        assert row is not None
+        self._swap(await asyncio.to_thread(self.registry.load, row))
+        if new_acc >= old_acc:
+            return Outcome(f"✅ v{version} is now serving (not worse {scores}).", promoted=True)
+        tolerance = self.settings.promote_tolerance * 100
+        return Outcome(
+            f"✅ v{version} is now serving: worse {scores}, but within PROMOTE_TOLERANCE "
+            f"({tolerance:.2f} points).",
+            promoted=True,
+        )
+
+    async def _follow(
+        self, stream: asyncio.StreamReader | None, bot: Bot, chat_id: int, message_id: int,
+        logfile,
+    ) -> None:
+        """Turn PROGRESS lines into (throttled) edits of the progress message."""
+        assert stream is not None
+        last_edit = 0.0
+        async for raw in stream:
+            line = raw.decode(errors="replace")
+            logfile.write(line)
+            if not line.startswith(PROGRESS_PREFIX):
+                continue
+            try:
+                report = json.loads(line[len(PROGRESS_PREFIX):])
+                epoch, total = int(report["epoch"]), int(report["epochs"])
+                val = float(report["val_accuracy"])
+            except (ValueError, KeyError, TypeError):
+                log.warning("Unreadable progress line: %r", line[:200])
+                continue
+            now = time.monotonic()
+            if epoch < total and now - last_edit < self.settings.retrain_edit_interval_s:
+                continue
+            last_edit = now
+            await _edit(
+                bot, chat_id, message_id,
+                f"🏋️ Retraining: epoch {epoch}/{total}, validation accuracy {val * 100:.2f}%",
+            )
+
+
+async def _drain(stream: asyncio.StreamReader | None, tail: deque[str], logfile) -> None:
+    """Read the child's stderr (TensorFlow is chatty) so its pipe never fills up."""
+    assert stream is not None
+    async for raw in stream:
+        line = raw.decode(errors="replace")
+        logfile.write(line)
+        tail.append(line)
+
+
+async def _send(bot: Bot, chat_id: int, text: str) -> None:
+    try:
+        await bot.send_message(chat_id, text)
+    except TelegramError:
+        log.exception("Could not send the retrain report")
+
+
+async def _edit(bot: Bot, chat_id: int, message_id: int, text: str) -> None:
+    try:
+        await bot.edit_message_text(text, chat_id=chat_id, message_id=message_id)
+    except TelegramError as exc:  # progress is best effort; the training goes on
+        log.warning("Could not edit the progress message: %s", exc)
+
+
+def check_data(path: Path | None) -> str | None:
+    """Why retraining can't start with this MNIST_PATH, or None when it can."""
+    if path is None:
+        return "MNIST_PATH is not set, so there is no training data. Set it and restart the bot."
+    if not path.is_file():
+        return f"The training data {path} is missing (MNIST_PATH). Fix it and restart the bot."
+    return None

@@ -1,0 +1,252 @@
+"""SQLite storage: predictions, feedback samples (labelled 28×28 crops) and model versions.
+
+One connection, used from the event loop only (statements take well under a millisecond).
+WAL journal: readers never block the writer, and a commit survives the process being killed
+at any moment, so a correction that was acknowledged to the user is never lost.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+CROP_SHAPE = (28, 28)
+
+# Schema migrations, applied in order; PRAGMA user_version = how many have run.
+MIGRATIONS = (
+    """
+    CREATE TABLE predictions (
+        id INTEGER PRIMARY KEY,
+        user_id INTEGER NOT NULL,
+        chat_id INTEGER NOT NULL,
+        message_id INTEGER,              -- the bot's reply carrying the feedback buttons
+        created_at REAL NOT NULL,
+        status TEXT NOT NULL,            -- ok | no_digit | error
+        reading TEXT NOT NULL,           -- digits left to right, '' unless ok
+        confidence REAL,                 -- lowest digit confidence of the reading
+        latency_ms REAL NOT NULL,        -- recognition time
+        model_version INTEGER NOT NULL,
+        crop BLOB                        -- 28×28 uint8, kept for single-digit readings only
+    );
+    CREATE INDEX predictions_user ON predictions(user_id);
+    CREATE TABLE feedback (
+        id INTEGER PRIMARY KEY,
+        prediction_id INTEGER NOT NULL UNIQUE REFERENCES predictions(id),
+        user_id INTEGER NOT NULL,
+        label INTEGER NOT NULL CHECK (label BETWEEN 0 AND 9),
+        confirmed INTEGER NOT NULL,      -- 1: the reading was right, 0: corrected to label
+        crop BLOB NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE model_versions (
+        version INTEGER PRIMARY KEY,
+        path TEXT NOT NULL,
+        test_accuracy REAL,
+        created_at TEXT,
+        promoted_at TEXT,                -- set once the version has served (rollback targets)
+        active INTEGER NOT NULL DEFAULT 0,
+        note TEXT
+    );
+    """,
+)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    id: int
+    user_id: int
+    chat_id: int
+    message_id: int | None
+    reading: str
+    crop: bytes | None
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    version: int
+    path: Path
+    test_accuracy: float | None
+    created_at: str | None
+    promoted_at: str | None
+    active: bool
+    note: str | None
+
+
+@dataclass(frozen=True)
+class LiveStats:
+    photos: int
+    users: int
+    confirmed: int
+    corrected: int
+    median_ms: float | None
+
+    @property
+    def confirmed_share(self) -> float | None:
+        total = self.confirmed + self.corrected
+        return self.confirmed / total if total else None
+
+
+class Storage:
+    """The bot's database in DATA_DIR; created and migrated when opened."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None)  # explicit transactions below
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL+NORMAL: commits survive a kill
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        (version,) = self._db.execute("PRAGMA user_version").fetchone()
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            # executescript commits first; the whole migration then runs in one transaction.
+            self._db.executescript(f"BEGIN; {script}; PRAGMA user_version={number}; COMMIT;")
+
+    def close(self) -> None:
+        self._db.close()
+
+    # --- predictions and feedback -------------------------------------------------------
+
+    def add_prediction(
+        self,
+        *,
+        user_id: int,
+        chat_id: int,
+        status: str,
+        reading: str,
+        confidence: float | None,
+        latency_ms: float,
+        model_version: int,
+        crop: np.ndarray | None,
+    ) -> int:
+        blob = None if crop is None else _crop_bytes(crop)
+        cur = self._db.execute(
+            "INSERT INTO predictions (user_id, chat_id, created_at, status, reading, confidence,"
+            " latency_ms, model_version, crop) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (user_id, chat_id, time.time(), status, reading, confidence, latency_ms,
+             model_version, blob),
+        )
+        return int(cur.lastrowid)
+
+    def set_reply_message(self, prediction_id: int, message_id: int) -> None:
+        self._db.execute(
+            "UPDATE predictions SET message_id = ? WHERE id = ?", (message_id, prediction_id)
+        )
+
+    def prediction(self, prediction_id: int) -> Prediction | None:
+        row = self._db.execute(
+            "SELECT id, user_id, chat_id, message_id, reading, crop FROM predictions WHERE id = ?",
+            (prediction_id,),
+        ).fetchone()
+        return Prediction(*row) if row else None
+
+    def add_feedback(self, prediction: Prediction, label: int) -> bool:
+        """Store the label for a single-digit prediction; False if it already has feedback."""
+        if prediction.crop is None:
+            raise ValueError("feedback needs a single-digit prediction with its crop")
+        try:
+            self._db.execute(
+                "INSERT INTO feedback (prediction_id, user_id, label, confirmed, crop, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (prediction.id, prediction.user_id, label, int(prediction.reading == str(label)),
+                 prediction.crop, time.time()),
+            )
+        except sqlite3.IntegrityError:  # UNIQUE(prediction_id): pressed twice
+            return False
+        return True
+
+    def feedback_samples(self) -> tuple[np.ndarray, np.ndarray]:
+        """All human-labelled crops: x uint8 (N, 28, 28) white on black, y int64 (N,)."""
+        rows = self._db.execute("SELECT crop, label FROM feedback ORDER BY id").fetchall()
+        x = np.array([np.frombuffer(c, np.uint8).reshape(CROP_SHAPE) for c, _ in rows], np.uint8)
+        y = np.array([label for _, label in rows], np.int64)
+        return x.reshape(-1, *CROP_SHAPE), y
+
+    def live_stats(self) -> LiveStats:
+        photos, users = self._db.execute(
+            "SELECT COUNT(*), COUNT(DISTINCT user_id) FROM predictions"
+        ).fetchone()
+        confirmed, total = self._db.execute(
+            "SELECT COALESCE(SUM(confirmed), 0), COUNT(*) FROM feedback"
+        ).fetchone()
+        median = None
+        if photos:
+            (median,) = self._db.execute(
+                "SELECT latency_ms FROM predictions ORDER BY latency_ms LIMIT 1 OFFSET ?",
+                (photos // 2,),
+            ).fetchone()
+        return LiveStats(photos, users, confirmed, total - confirmed, median)
+
+    def recent_latencies(self, limit: int = 1000) -> list[float]:
+        rows = self._db.execute(
+            "SELECT latency_ms FROM predictions ORDER BY id DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [ms for (ms,) in rows]
+
+    # --- model versions -----------------------------------------------------------------
+
+    def model_versions(self) -> list[ModelVersion]:
+        rows = self._db.execute(
+            "SELECT version, path, test_accuracy, created_at, promoted_at, active, note"
+            " FROM model_versions ORDER BY version"
+        ).fetchall()
+        return [ModelVersion(v, Path(p), a, c, pr, bool(act), n) for v, p, a, c, pr, act, n in rows]
+
+    def add_model_version(
+        self,
+        version: int,
+        path: Path,
+        test_accuracy: float | None,
+        created_at: str | None,
+        *,
+        activate: bool,
+        note: str | None = None,
+    ) -> None:
+        """Record a version; with activate=True it becomes the active one in the same commit."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            if activate:
+                self._db.execute("UPDATE model_versions SET active = 0 WHERE active = 1")
+            self._db.execute(
+                "INSERT INTO model_versions (version, path, test_accuracy, created_at,"
+                " promoted_at, active, note) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (version, str(path), test_accuracy, created_at,
+                 _now_iso() if activate else None, int(activate), note),
+            )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def activate(self, version: int) -> None:
+        """Make `version` the active one (one commit: never zero or two active versions)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("UPDATE model_versions SET active = 0 WHERE active = 1")
+            self._db.execute(
+                "UPDATE model_versions SET active = 1,"
+                " promoted_at = COALESCE(promoted_at, ?) WHERE version = ?",
+                (_now_iso(), version),
+            )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+
+def _crop_bytes(crop: np.ndarray) -> bytes:
+    crop = np.asarray(crop)
+    if crop.shape != CROP_SHAPE:
+        raise ValueError(f"crop must be {CROP_SHAPE}, got {crop.shape}")
+    return np.clip(crop, 0, 255).astype(np.uint8).tobytes()
+
+
+def _now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
