@@ -1,0 +1,298 @@
+"""The recognizer: photo bytes → the digits in it, with LiteRT (TensorFlow only as a fallback).
+
+    rec = Recognizer()                      # model/release/model.tflite, loaded once
+    res = rec.recognize(open("photo.jpg", "rb").read())
+    res.status, res.text, res.digits        # "ok", "2026", [Digit(2, 0.998, box, ...), ...]
+
+`recognize` never raises for bad input: a broken or absurd file comes back as status "error"
+with a message meant for the person who sent it.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from model import RELEASE_DIR
+from model.preprocess import Candidate, ImageError, decode, find_digits
+
+# Rejection: a blob is reported as a digit only when it is shaped like one (aspect, ink
+# density, strokes rather than a patch of ink) and the model is sure enough of it.
+MIN_CONFIDENCE = 0.70
+# ...or, beside a digit read with ROW_ANCHOR_CONFIDENCE, one of its height read with this much
+ROW_MIN_CONFIDENCE, ROW_ANCHOR_CONFIDENCE, ROW_HEIGHT_SHARE = 0.40, 0.90, 0.7
+MIN_ASPECT, MAX_ASPECT = 0.06, 2.5  # width / height of a digit's box
+# share of the normalized crop's box covered by ink; MNIST's digits other than 1 stay under
+# 0.70 (99.5th percentile), a narrow 1 may fill its box
+MIN_DENSITY, MAX_DENSITY, MAX_DENSITY_NARROW = 0.10, 0.75, 0.98
+MIN_LENGTH, BLOB_CONFIDENCE = 3.0, 0.995  # ink area / stroke width²: strokes are long
+# Touching digits and broken digits (see _prefer_split and _prefer_join).
+SPLIT_WHOLE_BELOW, SPLIT_MARGIN, SPLIT_PARTS_SURE = 0.9, 0.25, 0.9
+SPLIT_ROW_ASPECT = 1.6  # width / the row's height: surely more than one digit's width
+JOIN_BOTH_BELOW, JOIN_MARGIN, JOIN_SURE, JOIN_UNEQUAL = 0.7, 0.2, 0.9, 0.75
+ANNOTATED_SIDE = 1280
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Digit:
+    """One digit read from a photo."""
+
+    digit: int
+    confidence: float
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1 in the original (orientation-corrected) image
+    alternatives: list[tuple[int, float]]  # top-3 (digit, probability), best first
+    crop: np.ndarray = field(repr=False)  # uint8 (28, 28): what the model saw
+
+
+@dataclass
+class Result:
+    """What recognize() found in one photo."""
+
+    status: str  # "ok" | "no_digit" | "error"
+    text: str = ""
+    digits: list[Digit] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+
+    def to_json(self, file: str) -> dict:
+        """The CLI's JSON object for this result."""
+        out: dict = {
+            "file": file,
+            "status": self.status,
+            "text": self.text,
+            "digits": [
+                {"digit": d.digit, "confidence": round(d.confidence, 4), "box": list(d.box)}
+                for d in self.digits
+            ],
+        }
+        if self.status == "error":
+            out["error"] = self.error
+        return out
+
+
+class Recognizer:
+    """Loads the serving model once; recognize() and classify() are safe from any thread."""
+
+    def __init__(self, model_path: str | Path | None = None) -> None:
+        path = Path(model_path) if model_path is not None else RELEASE_DIR
+        if path.is_dir():
+            tflite = path / "model.tflite"
+            path = tflite if tflite.is_file() and _litert_available() else path / "model.keras"
+        if not path.is_file():
+            raise FileNotFoundError(f"model file not found: {path}")
+        self.model_path = path
+        self._lock = threading.Lock()
+        if path.suffix == ".tflite":
+            self._load_tflite(path)
+        elif path.suffix == ".keras":
+            self._load_keras(path)
+        else:
+            raise ValueError(f"unknown model file type {path.suffix!r}: give a .tflite or .keras")
+
+    def _load_tflite(self, path: Path) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        self._interpreter = Interpreter(model_path=str(path), num_threads=1)
+        self._input = self._interpreter.get_input_details()[0]["index"]
+        self._output = self._interpreter.get_output_details()[0]["index"]
+        self._batch = 0  # the batch size the interpreter's tensors are allocated for
+        self._predict = self._predict_tflite
+
+    def _load_keras(self, path: Path) -> None:
+        import keras  # only here: the bot process never needs TensorFlow
+
+        self._keras = keras.models.load_model(path, compile=False)
+        self._predict = lambda x: np.asarray(self._keras(x, training=False))
+
+    def _predict_tflite(self, x: np.ndarray) -> np.ndarray:
+        # Batches are padded to a power of two so the tensors are rarely reallocated.
+        n = len(x)
+        batch = 1 << max(0, (n - 1).bit_length())
+        if batch != self._batch:
+            self._interpreter.resize_tensor_input(self._input, [batch, 28, 28, 1])
+            self._interpreter.allocate_tensors()
+            self._batch = batch
+        if batch != n:
+            x = np.concatenate([x, np.zeros((batch - n, 28, 28, 1), np.float32)])
+        self._interpreter.set_tensor(self._input, x)
+        self._interpreter.invoke()
+        return self._interpreter.get_tensor(self._output)[:n].copy()
+
+    def classify(self, images: np.ndarray) -> np.ndarray:
+        """uint8 (N, 28, 28) MNIST-like images → (N, 10) probabilities, in one model call."""
+        images = np.asarray(images)
+        if images.ndim == 2:
+            images = images[None]
+        if len(images) == 0:
+            return np.zeros((0, 10), np.float32)
+        x = (images.astype(np.float32) / 255.0)[..., None]
+        with self._lock:
+            return self._predict(x)
+
+    def recognize(self, image_bytes: bytes) -> Result:
+        """Photo bytes → Result; never raises for bad input."""
+        start = time.perf_counter()
+        try:
+            _, candidates = find_digits(image_bytes)
+        except ImageError as exc:
+            return Result("error", error=str(exc), seconds=time.perf_counter() - start)
+        except Exception:  # a pathological image (or a bug) must not take the caller down
+            log.exception("recognize failed on a %d-byte image", len(image_bytes))
+            return Result("error", error="I couldn't process that image, sorry.",
+                          seconds=time.perf_counter() - start)
+        digits = self._read(candidates)
+        status = "ok" if digits else "no_digit"
+        return Result(status, text="".join(str(d.digit) for d in digits), digits=digits,
+                      seconds=time.perf_counter() - start)
+
+    def _read(self, candidates: list[Candidate]) -> list[Digit]:
+        """Classify every crop and every hypothesis in one model call; keep the sure digits.
+
+        A wide blob may be touching digits (its `parts`), two neighbours may be the pieces of
+        one broken digit (`joined`); each is taken only when the model reads it clearly
+        better than the plain blobs, since both are rarer than whole, separate digits.
+        """
+        crops = [c.crop for c in candidates]
+        crops += [p.crop for c in candidates for p in c.parts]
+        crops += [c.joined.crop for c in candidates if c.joined is not None]
+        if not crops:
+            return []
+        probs = iter(self.classify(np.stack(crops)))
+        whole = [next(probs) for _ in candidates]
+        parts = [[(part, next(probs)) for part in c.parts] for c in candidates]
+        joined = [next(probs) if c.joined is not None else None for c in candidates]
+        readings: list[tuple[Candidate, np.ndarray]] = []
+        k = 0
+        while k < len(candidates):
+            c, p = candidates[k], whole[k]
+            q = joined[k]
+            if (q is not None and k + 1 < len(candidates)
+                    and _prefer_join(c, candidates[k + 1], p, whole[k + 1], q)):
+                readings.append((c.joined, q))
+                k += 2
+                continue
+            if parts[k] and _prefer_split(c, p, [r for _, r in parts[k]]):
+                readings.extend(parts[k])
+            else:
+                readings.append((c, p))
+            k += 1
+        # a patch of ink with no stroke to speak of (a blot, a smudge, a bold digit whose
+        # loops filled up) is taken only when the model is all but certain
+        readings = [(blob, q) for blob, q in readings if _digit_shaped(blob) and (
+            blob.length >= MIN_LENGTH or float(q.max()) >= BLOB_CONFIDENCE)]
+        sure = [blob for blob, q in readings if float(q.max()) >= ROW_ANCHOR_CONFIDENCE]
+        height = float(np.median([b.box[3] - b.box[1] for b in sure])) if sure else 0.0
+
+        def keep(blob: Candidate, q: np.ndarray) -> bool:
+            if float(q.max()) >= MIN_CONFIDENCE:
+                return True
+            # an unsure digit among sure ones of its size is reported, with its low
+            # confidence: leaving it out would misread the number just the same
+            return (bool(sure) and float(q.max()) >= ROW_MIN_CONFIDENCE
+                    and blob.box[3] - blob.box[1] >= ROW_HEIGHT_SHARE * height)
+
+        return [_digit(blob, q) for blob, q in readings if keep(blob, q)]
+
+
+def _prefer_join(a: Candidate, b: Candidate, pa: np.ndarray, pb: np.ndarray,
+                 q: np.ndarray) -> bool:
+    """Whether two neighbours are the pieces of one broken digit (a 2 whose tail is apart).
+
+    Digits of a number have similar heights; pieces of one digit mostly do not. So pieces of
+    unequal height join when the union reads surely and no worse than either piece; pieces of
+    equal height only when one of them is an unsure digit and the union reads much better.
+    """
+    worst = min(float(pa.max()), float(pb.max()))
+    joined = float(q.max())
+    ha, hb = a.box[3] - a.box[1], b.box[3] - b.box[1]
+    if min(ha, hb) <= JOIN_UNEQUAL * max(ha, hb):
+        return joined >= max(JOIN_SURE, float(pa.max()) - 0.02, float(pb.max()) - 0.02)
+    return worst < JOIN_BOTH_BELOW and joined >= max(JOIN_SURE, worst + JOIN_MARGIN)
+
+
+def _prefer_split(whole: Candidate, p: np.ndarray, parts: list[np.ndarray]) -> bool:
+    """Whether a wide blob is touching digits rather than one wide digit.
+
+    The model reads halves of a digit surely, too, so geometry leads: a blob far wider than
+    its row is tall is split when every part reads surely; a blob that is only a little wide
+    only when it is itself an unsure digit (wide single digits are common, touching digits
+    rare), or when its parts read much better than it.
+    """
+    if whole.aspect > MAX_ASPECT:
+        return True
+    sure = [float(q.max()) for q in parts]
+    if min(sure) >= SPLIT_PARTS_SURE and whole.row_aspect >= SPLIT_ROW_ASPECT:
+        return True
+    whole_p = float(p.max())
+    if whole_p >= SPLIT_WHOLE_BELOW:
+        return False
+    if min(sure) >= SPLIT_PARTS_SURE:
+        return True
+    split = float(np.exp(np.mean(np.log(np.maximum(sure, 1e-9)))))
+    return split > whole_p + SPLIT_MARGIN
+
+
+def _digit(c: Candidate, p: np.ndarray) -> Digit:
+    order = np.argsort(p)[::-1][:3]
+    return Digit(digit=int(order[0]), confidence=float(p[order[0]]), box=c.box,
+                 alternatives=[(int(k), float(p[k])) for k in order], crop=c.crop)
+
+
+def _digit_shaped(c: Candidate) -> bool:
+    """Shaped like a handwritten digit: not a hair-thin line, a flat dash or a filled blob."""
+    if not MIN_ASPECT <= c.aspect <= MAX_ASPECT or c.density < MIN_DENSITY:
+        return False
+    return c.density <= (MAX_DENSITY_NARROW if c.aspect < 0.5 else MAX_DENSITY)
+
+
+def _litert_available() -> bool:
+    try:
+        import ai_edge_litert.interpreter  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def render_annotated(image_bytes: bytes, result: Result) -> bytes:
+    """The photo (longest side ≤ 1280 px) with each digit's box and label; JPEG bytes.
+
+    Never raises for bad input: an unreadable photo gives a small card with the message.
+    """
+    try:
+        decoded = decode(image_bytes, side=ANNOTATED_SIDE, mode="RGB")
+        canvas = cv2.cvtColor(decoded.gray, cv2.COLOR_RGB2BGR)
+        sx, sy = decoded.scale
+    except ImageError as exc:
+        canvas = np.full((90, 640, 3), 255, np.uint8)
+        cv2.putText(canvas, str(exc)[:60], (10, 50), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 200), 1,
+                    cv2.LINE_AA)
+        sx = sy = 1.0
+        result = Result(result.status, error=result.error)
+    h, w = canvas.shape[:2]
+    thickness = max(2, round(max(h, w) / 400))
+    font = max(0.5, max(h, w) / 1000)
+    for d in result.digits:
+        x0, y0, x1, y1 = d.box
+        p0 = (int(x0 / sx), int(y0 / sy))
+        p1 = (int(x1 / sx), int(y1 / sy))
+        colour = (40, 170, 40) if d.confidence >= 0.9 else (0, 140, 255)
+        cv2.rectangle(canvas, p0, p1, colour, thickness)
+        label = f"{d.digit} {d.confidence:.0%}"
+        (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font, thickness)
+        ty = p0[1] - 4 if p0[1] - th - 6 >= 0 else min(h - 2, p1[1] + th + 4)
+        cv2.rectangle(canvas, (p0[0], ty - th - 4), (p0[0] + tw + 4, ty + base), colour, -1)
+        cv2.putText(canvas, label, (p0[0] + 2, ty - 2), cv2.FONT_HERSHEY_SIMPLEX, font,
+                    (255, 255, 255), thickness, cv2.LINE_AA)
+    ok, encoded = cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, 88])
+    if not ok:  # cannot happen for a valid BGR image; keep the promise of bytes anyway
+        return io.BytesIO().getvalue()
+    return encoded.tobytes()

@@ -1,0 +1,441 @@
+"""The recognizer on real images made here from MNIST *test* digits, with the real release model.
+
+Photos are composed with OpenCV: dark ink on off-white paper (with a light gradient, ruled or
+squared lines, rotation, JPEG), white-on-black screenshots, and every kind of broken input.
+The dev model is not perfect, so the digits used are the sample's test digits that it reads
+surely on their own 28×28; accuracy checks over several photos allow one miss.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import subprocess
+import sys
+import threading
+import time
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from model.recognize import Digit, Recognizer, Result, render_annotated
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "tests" / "data" / "mnist_sample.npz"
+RNG_SEED = 7
+
+
+@pytest.fixture(scope="module")
+def rec() -> Recognizer:
+    return Recognizer()
+
+
+@pytest.fixture(scope="module")
+def digits(rec: Recognizer) -> dict[int, list[np.ndarray]]:
+    """Sample test digits per label that the model reads with ≥ 99% on their own."""
+    return sure_digits(rec)
+
+
+def sure_digits(rec: Recognizer) -> dict[int, list[np.ndarray]]:
+    with np.load(SAMPLE) as f:
+        x, y = f["x_test"], f["y_test"]
+    probs = rec.classify(x)
+    out: dict[int, list[np.ndarray]] = {k: [] for k in range(10)}
+    for img, label, p in zip(x, y, probs, strict=True):
+        if p.argmax() == label and p.max() >= 0.99:
+            out[int(label)].append(img)
+    assert all(len(v) >= 2 for v in out.values()), "the sample lacks sure digits of some label"
+    return out
+
+
+def paper(width: int, height: int, rng: np.random.Generator, lines: str | None = None,
+          spacing: int = 48) -> np.ndarray:
+    """Off-white paper (BGR float) with a light gradient, grain and optional ruling."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    shade = 225 + 20 * (xx / width - 0.5) - 25 * (yy / height - 0.5)
+    img = np.repeat(shade[..., None], 3, axis=2) * np.float32([0.97, 1.0, 1.0])
+    img += rng.normal(0, 3, img.shape).astype(np.float32)
+    blue = (205.0, 170.0, 140.0)
+    if lines in ("ruled", "squared"):
+        for y in range(spacing // 2, height, spacing):
+            cv2.line(img, (0, y), (width, y), blue, 2, cv2.LINE_AA)
+    if lines == "squared":
+        for x in range(spacing // 2, width, spacing):
+            cv2.line(img, (x, 0), (x, height), blue, 2, cv2.LINE_AA)
+    return img
+
+
+def put_digit(img: np.ndarray, digit: np.ndarray, x: int, y: int, height: int,
+              ink: tuple[float, float, float] = (40.0, 30.0, 30.0)) -> tuple[int, int, int, int]:
+    """Blend an MNIST digit (cropped to its ink, scaled to `height`) as ink; returns its box."""
+    ys, xs = np.nonzero(digit > 40)
+    glyph = digit[ys.min():ys.max() + 1, xs.min():xs.max() + 1].astype(np.float32) / 255
+    width = max(1, round(glyph.shape[1] * height / glyph.shape[0]))
+    glyph = cv2.resize(glyph, (width, height), interpolation=cv2.INTER_CUBIC).clip(0, 1)
+    alpha = glyph[..., None]
+    region = img[y:y + height, x:x + width]
+    region[:] = region * (1 - alpha) + np.float32(ink) * alpha
+    return x, y, x + width, y + height
+
+
+def encode(img: np.ndarray, fmt: str = ".jpg", quality: int = 85) -> bytes:
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if fmt == ".jpg" else []
+    ok, data = cv2.imencode(fmt, img, params)
+    assert ok
+    return data.tobytes()
+
+
+def rotate(img: np.ndarray, degrees: float) -> np.ndarray:
+    h, w = img.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+    return cv2.warpAffine(img, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
+
+
+def number_photo(digits: dict[int, list[np.ndarray]], text: str, rng: np.random.Generator,
+                 size: tuple[int, int] = (1280, 960), height: int = 150, x: int = 200,
+                 y: int = 380, lines: str | None = None) -> tuple[bytes, list[tuple]]:
+    """A JPEG of `text` written left to right; returns it with the digits' boxes."""
+    img = paper(*size, rng, lines)
+    boxes = []
+    for ch in text:
+        pool = digits[int(ch)]
+        box = put_digit(img, pool[int(rng.integers(len(pool)))], x, y, height)
+        boxes.append(box)
+        x = box[2] + height // 4
+    return encode(img), boxes
+
+
+def overlaps(a: tuple, b: tuple) -> bool:
+    return min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1])
+
+
+# --- the API -----------------------------------------------------------------------------
+
+
+def test_result_fields_and_json(rec: Recognizer, digits: dict) -> None:
+    data, boxes = number_photo(digits, "7", np.random.default_rng(RNG_SEED))
+    res = rec.recognize(data)
+    assert isinstance(res, Result)
+    assert (res.status, res.text, res.error) == ("ok", "7", None)
+    assert 0 < res.seconds < 5
+    (d,) = res.digits
+    assert isinstance(d, Digit) and d.digit == 7 and 0.5 < d.confidence <= 1
+    assert d.crop.shape == (28, 28) and d.crop.dtype == np.uint8 and d.crop.max() > 200
+    assert [k for k, _ in d.alternatives][0] == 7 and len(d.alternatives) == 3
+    assert [p for _, p in d.alternatives] == sorted((p for _, p in d.alternatives), reverse=True)
+    assert overlaps(d.box, boxes[0])
+    x0, y0, x1, y1 = d.box
+    assert 0 <= x0 < x1 <= 1280 and 0 <= y0 < y1 <= 960
+    out = res.to_json("a.jpg")
+    assert out == {"file": "a.jpg", "status": "ok", "text": "7", "digits": [
+        {"digit": 7, "confidence": round(d.confidence, 4), "box": list(d.box)}]}
+    assert rec.model_path.name == "model.tflite"
+
+
+def test_classify_batch_matches_single(rec: Recognizer, digits: dict) -> None:
+    batch = np.stack([digits[k][0] for k in range(10)])
+    probs = rec.classify(batch)
+    assert probs.shape == (10, 10)
+    assert np.allclose(probs.sum(axis=1), 1, atol=1e-4)
+    assert list(probs.argmax(axis=1)) == list(range(10))
+    for k in (0, 5, 9):
+        assert np.allclose(rec.classify(batch[k:k + 1])[0], probs[k], atol=1e-5)
+    assert rec.classify(np.zeros((0, 28, 28), np.uint8)).shape == (0, 10)
+
+
+def test_one_model_call_per_photo(rec: Recognizer, digits: dict, monkeypatch) -> None:
+    calls = []
+    predict = rec._predict
+    monkeypatch.setattr(rec, "_predict", lambda x: calls.append(len(x)) or predict(x))
+    data, _ = number_photo(digits, "3141", np.random.default_rng(RNG_SEED), height=120, x=150)
+    assert rec.recognize(data).text == "3141"
+    assert len(calls) == 1 and calls[0] >= 4
+
+
+# --- where, how big, which polarity, which paper ---------------------------------------------
+
+
+POSITIONS = [  # (x, y, height) in a 1280×960 photo: corners, centre, tiny to most of the frame
+    (30, 30, 60), (1150, 40, 80), (40, 820, 100), (1100, 700, 200), (560, 400, 160),
+    (300, 100, 700), (700, 200, 40), (900, 500, 30), (100, 350, 300), (600, 30, 880),
+]
+
+
+def test_positions_and_sizes(rec: Recognizer, digits: dict) -> None:
+    rng = np.random.default_rng(RNG_SEED)
+    right = 0
+    for k, (x, y, height) in enumerate(POSITIONS):
+        label = k % 10
+        img = paper(1280, 960, rng)
+        box = put_digit(img, digits[label][k % len(digits[label])], x, y, height)
+        res = rec.recognize(encode(img))
+        if res.text == str(label) and overlaps(res.digits[0].box, box):
+            right += 1
+    assert right >= 9, f"{right}/10 positions read right"
+
+
+def test_white_on_black_screenshot(rec: Recognizer, digits: dict) -> None:
+    right = 0
+    for label in range(10):
+        canvas = np.zeros((720, 720, 3), np.float32) + 18
+        put_digit(canvas, digits[label][1], 260, 200, 300, ink=(250.0, 250.0, 250.0))
+        right += rec.recognize(encode(canvas, ".png")).text == str(label)
+    assert right >= 9, f"{right}/10 screenshots read right"
+
+
+@pytest.mark.parametrize("lines", ["ruled", "squared"])
+def test_lined_and_squared_paper(rec: Recognizer, digits: dict, lines: str) -> None:
+    rng = np.random.default_rng(RNG_SEED)
+    right = 0
+    for label in range(10):
+        img = paper(1280, 960, rng, lines, spacing=int(rng.integers(36, 90)))
+        height = int(rng.integers(90, 260))
+        # written on the lines: the rules cross the digit
+        put_digit(img, digits[label][0], int(rng.integers(50, 900)), int(rng.integers(50, 600)),
+                  height)
+        right += rec.recognize(encode(img)).text == str(label)
+    assert right >= 9, f"{right}/10 on {lines} paper"
+
+
+def test_rotated_photos(rec: Recognizer, digits: dict) -> None:
+    rng = np.random.default_rng(RNG_SEED)
+    right = 0
+    for label, degrees in zip(range(10), (10, -10, 8, -8, 10, -6, 10, -10, 5, -9), strict=True):
+        img = paper(1280, 960, rng, "squared" if label % 2 else None)
+        put_digit(img, digits[label][0], 500, 300, 260)
+        right += rec.recognize(encode(rotate(img, degrees))).text == str(label)
+    assert right >= 9, f"{right}/10 rotated photos"
+
+
+def test_pen_colour_and_thickness(rec: Recognizer, digits: dict) -> None:
+    """Blue ballpoint-thin strokes and thick marker strokes both read."""
+    rng = np.random.default_rng(RNG_SEED)
+    right = 0
+    for label in range(10):
+        img = paper(1280, 960, rng)
+        x0, y0, x1, y1 = put_digit(img, digits[label][0], 500, 300, 300, ink=(150.0, 60.0, 20.0))
+        region = img[y0:y1, x0:x1]
+        ink = (region.mean(axis=2) < 180).astype(np.uint8)
+        kernel = np.ones((9, 9), np.uint8)
+        changed = cv2.erode(ink, kernel) if label % 2 else cv2.dilate(ink, kernel)
+        region[:] = np.where(changed[..., None] > 0, (150.0, 60.0, 20.0), 228.0)
+        right += rec.recognize(encode(img)).text == str(label)
+    assert right >= 9, f"{right}/10 thin or thick strokes"
+
+
+# --- numbers --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["2026", "907", "41", "58313"])
+def test_numbers_read_left_to_right(rec: Recognizer, digits: dict, text: str) -> None:
+    data, boxes = number_photo(digits, text, np.random.default_rng(len(text)), height=130, x=120)
+    res = rec.recognize(data)
+    assert res.status == "ok"
+    assert res.text == text
+    got = [d.box for d in res.digits]
+    assert [b[0] for b in got] == sorted(b[0] for b in got)
+    assert all(overlaps(g, b) for g, b in zip(got, boxes, strict=True))
+
+
+def test_number_on_ruled_paper_slanted(rec: Recognizer, digits: dict) -> None:
+    img = paper(1280, 960, np.random.default_rng(RNG_SEED), "ruled", spacing=60)
+    x = 200
+    for ch in "1984":
+        x = put_digit(img, digits[int(ch)][0], x, 360, 140)[2] + 30
+    assert rec.recognize(encode(rotate(img, 7))).text == "1984"
+
+
+# --- nothing to read --------------------------------------------------------------------------
+
+
+def test_blank_pages_have_no_digit(rec: Recognizer) -> None:
+    rng = np.random.default_rng(RNG_SEED)
+    pages = [paper(1280, 960, rng, lines) for lines in (None, "ruled", "squared")]
+    shadowed = paper(960, 1280, rng, "ruled")
+    shadowed[:, 500:] *= 0.7  # a hard shadow edge across the sheet
+    pages.append(cv2.GaussianBlur(shadowed, (0, 0), 3))
+    pages.append(np.full((600, 800, 3), 20, np.float32))  # an empty dark screen
+    for page in pages:
+        res = rec.recognize(encode(page))
+        assert (res.status, res.text, res.digits) == ("no_digit", "", []), res
+
+
+def test_smudges_and_lines_are_not_digits(rec: Recognizer) -> None:
+    """Blobs that are no digit's shape are rejected: an ink blot, a long stroke across the
+    page, a dotted line, a frame drawn along the photo's edge."""
+    rng = np.random.default_rng(RNG_SEED)
+    blot = paper(1280, 960, rng)
+    cv2.circle(blot, (600, 450), 120, (60.0, 60.0, 60.0), -1)
+    stroke = paper(1280, 960, rng)
+    cv2.line(stroke, (100, 500), (1200, 470), (40.0, 40.0, 40.0), 12)
+    dots = paper(1280, 960, rng)
+    for x in range(200, 1100, 40):
+        cv2.circle(dots, (x, 480), 5, (40.0, 40.0, 40.0), -1)
+    frame = paper(1280, 960, rng)
+    cv2.rectangle(frame, (3, 3), (1276, 956), (40.0, 40.0, 40.0), 6)
+    for name, img in (("blot", blot), ("stroke", stroke), ("dots", dots), ("frame", frame)):
+        res = rec.recognize(encode(img))
+        assert (res.status, res.digits) == ("no_digit", []), (name, res.text)
+
+
+# --- broken and hostile input -------------------------------------------------------------
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A valid PNG signature and IHDR claiming width×height, with one tiny IDAT: a bomb's
+    header, made without allocating the pixels."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(
+            ">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+            + chunk(b"IEND", b""))
+
+
+def tiny_png(size: int = 3) -> bytes:
+    buf = io.BytesIO()
+    Image.new("L", (size, size), 255).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(("name", "data", "message"), [
+    ("empty", b"", "isn't an image"),
+    ("pdf", b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n", "isn't an image"),
+    ("text", b"2026 in words", "isn't an image"),
+    ("random", np.random.default_rng(1).bytes(5000), "isn't an image"),
+    ("huge png", png_header(20000, 20000), "too large (400 megapixels)"),
+    ("50 MP png", png_header(10000, 5000), "too large (10000×5000)"),
+    ("tall strip", png_header(30, 30000), "too large"),
+    ("3x3", tiny_png(3), "too small"),
+])
+def test_bad_input_is_an_error_with_a_message(rec: Recognizer, name: str, data: bytes,
+                                              message: str) -> None:
+    start = time.perf_counter()
+    res = rec.recognize(data)
+    assert res.status == "error" and message in res.error, (name, res)
+    assert (res.text, res.digits) == ("", [])
+    assert time.perf_counter() - start < 1.0  # refused from the header, nothing decoded
+
+
+def test_truncated_jpeg(rec: Recognizer, digits: dict) -> None:
+    data, _ = number_photo(digits, "5", np.random.default_rng(RNG_SEED))
+    for cut in (len(data) // 2, 300, 2):
+        res = rec.recognize(data[:cut])
+        assert res.status in ("error", "no_digit"), cut
+        if res.status == "error":
+            assert res.error and "image" in res.error
+
+
+def test_exif_rotated_jpeg(rec: Recognizer, digits: dict) -> None:
+    """A phone stores the sensor's landscape pixels and says "rotate 90°" in EXIF."""
+    img = paper(960, 1280, np.random.default_rng(RNG_SEED))  # upright portrait, as seen
+    box = put_digit(img, digits[4][0], 300, 800, 250)
+    sensor = cv2.rotate(np.clip(img, 0, 255).astype(np.uint8), cv2.ROTATE_90_COUNTERCLOCKWISE)
+    pil = Image.fromarray(cv2.cvtColor(sensor, cv2.COLOR_BGR2RGB))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to view"
+    buf = io.BytesIO()
+    pil.save(buf, "JPEG", quality=90, exif=exif.tobytes())
+    res = rec.recognize(buf.getvalue())
+    assert res.text == "4"
+    assert overlaps(res.digits[0].box, box)  # in the upright image's coordinates
+    assert max(res.digits[0].box[2], res.digits[0].box[0]) <= 960
+
+
+def test_gif_first_frame_and_rgba_png(rec: Recognizer, digits: dict) -> None:
+    img = np.clip(paper(640, 480, np.random.default_rng(RNG_SEED)), 0, 255).astype(np.uint8)
+    put_digit(img, digits[6][0], 250, 120, 220)
+    first = Image.fromarray(img[..., 0])
+    second = Image.new("L", (640, 480), 255)
+    buf = io.BytesIO()
+    first.save(buf, "GIF", save_all=True, append_images=[second], duration=100)
+    assert rec.recognize(buf.getvalue()).text == "6"
+    # a drawing with a transparent background: dark ink on nothing
+    rgba = np.zeros((400, 400, 4), np.uint8)
+    alpha = np.zeros((400, 400, 3), np.float32)
+    put_digit(alpha, digits[3][0], 120, 60, 280, ink=(255.0, 255.0, 255.0))
+    rgba[..., 3] = alpha[..., 0].clip(0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buf, "PNG")
+    assert rec.recognize(buf.getvalue()).text == "3"
+
+
+# --- serving properties -----------------------------------------------------------------------
+
+
+def test_thread_safe(rec: Recognizer, digits: dict) -> None:
+    photos = [number_photo(digits, text, np.random.default_rng(i), height=120, x=100)[0]
+              for i, text in enumerate(["12", "345", "6789", "50"])]
+    expected = [rec.recognize(p).text for p in photos]
+    results: dict[int, list[str]] = {}
+
+    def work(k: int) -> None:
+        results[k] = [rec.recognize(p).text for p in photos * 3]
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(results[k] == expected * 3 for k in range(4))
+
+
+def test_bot_side_never_imports_tensorflow(tmp_path: Path) -> None:
+    img = paper(640, 480, np.random.default_rng(RNG_SEED))
+    cv2.rectangle(img, (100, 100), (200, 300), (30.0, 30.0, 30.0), 12)
+    photo = tmp_path / "p.jpg"
+    photo.write_bytes(encode(img))
+    code = (
+        "import sys\n"
+        "from model.recognize import Recognizer\n"
+        f"res = Recognizer().recognize(open({str(photo)!r}, 'rb').read())\n"
+        "assert res.status in ('ok', 'no_digit'), res\n"
+        "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+        "print('clean')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0 and "clean" in out.stdout, out.stderr
+
+
+def test_keras_fallback_agrees_with_litert(rec: Recognizer, digits: dict) -> None:
+    keras_rec = Recognizer(ROOT / "model" / "release" / "model.keras")
+    assert keras_rec.model_path.suffix == ".keras"
+    batch = np.stack([digits[k][0] for k in range(10)])
+    assert np.allclose(keras_rec.classify(batch), rec.classify(batch), atol=1e-4)
+
+
+def test_model_path_forms(tmp_path: Path) -> None:
+    release = ROOT / "model" / "release"
+    assert Recognizer(release).model_path == release / "model.tflite"
+    assert Recognizer(release / "model.tflite").model_path == release / "model.tflite"
+    with pytest.raises(FileNotFoundError):
+        Recognizer(tmp_path)
+    (tmp_path / "model.onnx").write_bytes(b"x")
+    with pytest.raises(ValueError):
+        Recognizer(tmp_path / "model.onnx")
+
+
+def test_render_annotated(rec: Recognizer, digits: dict) -> None:
+    data, boxes = number_photo(digits, "42", np.random.default_rng(RNG_SEED), size=(2000, 1500),
+                               height=300, x=500, y=600)
+    res = rec.recognize(data)
+    assert res.text == "42"
+    out = render_annotated(data, res)
+    drawn = cv2.imdecode(np.frombuffer(out, np.uint8), cv2.IMREAD_COLOR)
+    assert drawn is not None and max(drawn.shape[:2]) == 1280
+    plain = cv2.imdecode(np.frombuffer(render_annotated(data, Result("no_digit")), np.uint8),
+                         cv2.IMREAD_COLOR)
+    # the boxes are drawn in colour where the plain photo is grey paper
+    colourful = np.abs(drawn.astype(int) - plain.astype(int)).sum(axis=2) > 120
+    x0, y0, x1, y1 = (round(v * 1280 / 2000) for v in boxes[0])
+    assert colourful[y0 - 8:y1 + 8, x0 - 8:x1 + 8].any()
+    # never raises, even for bytes that are no image
+    broken = render_annotated(b"not an image", rec.recognize(b"not an image"))
+    assert cv2.imdecode(np.frombuffer(broken, np.uint8), cv2.IMREAD_COLOR) is not None
