@@ -33,8 +33,11 @@ def main() -> int:
     for arch in args.archs:
         out = args.out_root / arch
         started = time.monotonic()
-        proc = subprocess.run([sys.executable, "-m", "model.train", "--arch", arch,
-                               "--out", str(out)], capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "model.train", "--arch", arch, "--out", str(out)],
+            capture_output=True,
+            text=True,
+        )
         wall = time.monotonic() - started
         if proc.returncode != 0:
             print(f"{arch}: training failed\n{proc.stderr[-2000:]}")
@@ -44,11 +47,15 @@ def main() -> int:
         print(f"{arch}: {metrics['test_accuracy']:.2%} in {wall:.0f} s", flush=True)
 
     print(f"\nmachine: {os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}")
-    print(f"{'arch':5} {'params':>8} {'epochs':>6} {'test acc':>9} {'test loss':>9} "
-          f"{'fit s':>6} {'wall s':>7}")
+    print(
+        f"{'arch':5} {'params':>8} {'epochs':>6} {'test acc':>9} {'test loss':>9} "
+        f"{'fit s':>6} {'wall s':>7}"
+    )
     for arch, m, wall in rows:
-        print(f"{arch:5} {m['params']:>8,} {m['epochs_run']:>6} {m['test_accuracy']:>9.2%} "
-              f"{m['test_loss']:>9.4f} {m['train_seconds']:>6.0f} {wall:>7.0f}")
+        print(
+            f"{arch:5} {m['params']:>8,} {m['epochs_run']:>6} {m['test_accuracy']:>9.2%} "
+            f"{m['test_loss']:>9.4f} {m['train_seconds']:>6.0f} {wall:>7.0f}"
+        )
         if arch == "cnn":
             verdict = "within" if wall <= CNN_TIME_BUDGET_S else "OVER"
             print(f"      cnn wall time {wall / 60:.1f} min: {verdict} the 20-minute budget")
