@@ -28,13 +28,13 @@ from model.preprocess import Candidate, ImageError, decode, find_digits
 MIN_CONFIDENCE = 0.70
 # ...or, beside a digit read with ROW_ANCHOR_CONFIDENCE, one of its height read with this much
 ROW_MIN_CONFIDENCE, ROW_ANCHOR_CONFIDENCE, ROW_HEIGHT_SHARE = 0.40, 0.90, 0.7
-MIN_ASPECT, MAX_ASPECT = 0.06, 2.5  # width / height of a digit's box
+MIN_ASPECT, MAX_ASPECT = 0.06, 3.0  # width / height of a digit's box
 # share of the normalized crop's box covered by ink; MNIST's digits other than 1 stay under
 # 0.70 (99.5th percentile), a narrow 1 may fill its box
 MIN_DENSITY, MAX_DENSITY, MAX_DENSITY_NARROW = 0.10, 0.75, 0.98
 MIN_LENGTH, BLOB_CONFIDENCE = 3.0, 0.995  # ink area / stroke width²: strokes are long
 # Touching digits and broken digits (see _prefer_split and _prefer_join).
-SPLIT_WHOLE_BELOW, SPLIT_MARGIN, SPLIT_PARTS_SURE = 0.9, 0.25, 0.9
+SPLIT_WHOLE_BELOW, SPLIT_MARGIN, SPLIT_PARTS_SURE = 0.9, 0.2, 0.9
 SPLIT_ROW_ASPECT = 1.6  # width / the row's height: surely more than one digit's width
 JOIN_BOTH_BELOW, JOIN_MARGIN, JOIN_SURE, JOIN_UNEQUAL = 0.7, 0.2, 0.9, 0.75
 ANNOTATED_SIDE = 1280
@@ -86,7 +86,9 @@ class Recognizer:
         path = Path(model_path) if model_path is not None else RELEASE_DIR
         if path.is_dir():
             tflite = path / "model.tflite"
-            path = tflite if tflite.is_file() and _litert_available() else path / "model.keras"
+            path = tflite if tflite.is_file() else path / "model.keras"
+        if path.suffix == ".tflite" and not _litert_available():
+            path = path.with_suffix(".keras")  # LiteRT is not installable here: Keras serves
         if not path.is_file():
             raise FileNotFoundError(f"model file not found: {path}")
         self.model_path = path
@@ -227,16 +229,13 @@ def _prefer_split(whole: Candidate, p: np.ndarray, parts: list[np.ndarray]) -> b
     only when it is itself an unsure digit (wide single digits are common, touching digits
     rare), or when its parts read much better than it.
     """
-    if whole.aspect > MAX_ASPECT:
-        return True
     sure = [float(q.max()) for q in parts]
-    if min(sure) >= SPLIT_PARTS_SURE and whole.row_aspect >= SPLIT_ROW_ASPECT:
+    wide = max(whole.aspect, whole.row_aspect) >= SPLIT_ROW_ASPECT
+    if min(sure) >= SPLIT_PARTS_SURE and wide:
         return True
     whole_p = float(p.max())
     if whole_p >= SPLIT_WHOLE_BELOW:
         return False
-    if min(sure) >= SPLIT_PARTS_SURE:
-        return True
     split = float(np.exp(np.mean(np.log(np.maximum(sure, 1e-9)))))
     return split > whole_p + SPLIT_MARGIN
 

@@ -417,6 +417,8 @@ def test_model_path_forms(tmp_path: Path) -> None:
     assert Recognizer(release / "model.tflite").model_path == release / "model.tflite"
     with pytest.raises(FileNotFoundError):
         Recognizer(tmp_path)
+    (tmp_path / "model.keras").write_bytes((release / "model.keras").read_bytes())
+    assert Recognizer(tmp_path).model_path == tmp_path / "model.keras"  # a dir without LiteRT
     (tmp_path / "model.onnx").write_bytes(b"x")
     with pytest.raises(ValueError):
         Recognizer(tmp_path / "model.onnx")
