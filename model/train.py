@@ -30,7 +30,7 @@ import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
 ARCHS = ("cnn", "mlp")
-DEFAULT_EPOCHS = {"cnn": 20, "mlp": 20}
+DEFAULT_EPOCHS = {"cnn": 18, "mlp": 20}
 PEAK_LR = {"cnn": 2e-3, "mlp": 1e-3}
 WARMUP_EPOCHS = 1
 FINAL_LR_FRACTION = 0.01
@@ -47,6 +47,15 @@ SHIFT_FRACTION = 0.08
 ZOOM_FRACTION = 0.12
 STROKE_CHANGE_PROB = 0.4  # share of images made thicker or thinner
 BLUR_PROB = 0.2
+
+# Outlier exposure: letters, scribbles, blots and hatching, normalized as the recognizer
+# normalizes a blob, are taught with a uniform target, so that a blob that is not a digit gets
+# a low confidence and the recognizer's threshold can reject it. Letters that look like digits
+# (O, I, l, Z, S, B, G, b, g, q, ...) are left out.
+NONDIGIT_FRACTION = 0.06
+NONDIGIT_LETTERS = "ACEFHKMNPRUWXYcefkmpwx#@&%+=*"
+NONDIGIT_EVAL = 1000  # fresh non-digits (another seed) for the confidence report
+CONFIDENT = 0.7  # "confident" in that report: the recognizer's default acceptance level
 
 
 def build_mlp() -> keras.Model:
@@ -163,6 +172,49 @@ def load_extra(path: str | None) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
+def make_nondigits(n: int, seed: int) -> np.ndarray:
+    """n MNIST-like crops (uint8 28×28, white on black) of things that are not digits."""
+    import cv2
+
+    from model.preprocess import mnist_crop
+
+    rng = np.random.default_rng(seed)
+    fonts = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_SCRIPT_SIMPLEX)
+    crops: list[np.ndarray] = []
+    while len(crops) < n:
+        canvas = np.zeros((96, 96), np.uint8)
+        kind = len(crops) % 4
+        width = int(rng.integers(2, 9))
+        if kind == 0:  # a letter or a symbol
+            char = NONDIGIT_LETTERS[rng.integers(len(NONDIGIT_LETTERS))]
+            cv2.putText(canvas, char, (16, 76), fonts[rng.integers(2)], rng.uniform(1.8, 2.6),
+                        255, width, cv2.LINE_AA)
+        elif kind == 1:  # a scribble: a tangled random walk
+            steps = rng.normal(0, rng.uniform(8, 14), (int(rng.integers(9, 18)), 2))
+            points = np.clip(48 + np.cumsum(steps, axis=0), 4, 91).astype(np.int32)
+            cv2.polylines(canvas, [points], False, 255, width, cv2.LINE_AA)
+        elif kind == 2:  # a blot or smudge
+            for _ in range(int(rng.integers(1, 4))):
+                centre = tuple(int(v) for v in rng.integers(28, 68, 2))
+                major = rng.uniform(8, 30)  # round-ish: a long thin blot would be a 1
+                axes = (int(major), int(major / rng.uniform(1, 1.6)))
+                cv2.ellipse(canvas, centre, axes, rng.uniform(0, 180), 0, 360, 255, -1)
+        else:  # hatching: several parallel strokes
+            angle, gap = rng.uniform(0, np.pi), rng.uniform(7, 16)
+            direction = np.array([np.cos(angle), np.sin(angle)])
+            normal = np.array([-direction[1], direction[0]])
+            for k in range(int(rng.integers(3, 7))):
+                middle = 48 + (k - 2.5) * gap * normal
+                a, b = middle - 30 * direction, middle + 30 * direction
+                cv2.line(canvas, tuple(a.astype(int)), tuple(b.astype(int)), 255, width)
+        region = canvas > 0
+        if region.any():
+            made = mnist_crop(canvas, region, 128)
+            if made is not None:
+                crops.append(made[0])
+    return np.stack(crops)
+
+
 class Progress(keras.callbacks.Callback):
     """One machine-readable line per epoch for a parent process, flushed at once."""
 
@@ -208,13 +260,17 @@ def train(arch: str, epochs: int, data: str | None, extra: str | None, out: Path
     x_extra, y_extra = load_extra(extra)
     keras.utils.set_random_seed(seed)
     (x_train, y_train), (x_val, y_val) = split_train_val(x_all, y_all, seed)
-    x_train = np.concatenate([x_train, *[x_extra] * EXTRA_REPEATS])
-    y_train = np.concatenate([y_train, *[y_extra] * EXTRA_REPEATS])
-    print(f"{arch}: {len(x_train)} training images ({len(x_extra)} corrections), "
-          f"{len(x_val)} validation, {len(x_test)} test", flush=True)
+    x_other = make_nondigits(round(NONDIGIT_FRACTION * len(x_train)), seed)
+    x_train = np.concatenate([x_train, *[x_extra] * EXTRA_REPEATS, x_other])
+    targets = np.concatenate([
+        keras.utils.to_categorical(np.concatenate([y_train, *[y_extra] * EXTRA_REPEATS]), 10),
+        np.full((len(x_other), 10), 0.1, np.float32),  # "could be anything": not a digit
+    ])
+    print(f"{arch}: {len(x_train)} training images ({len(x_extra)} corrections, "
+          f"{len(x_other)} non-digits), {len(x_val)} validation, {len(x_test)} test", flush=True)
 
     train_ds = (
-        tf.data.Dataset.from_tensor_slices((to_model_input(x_train), y_train))
+        tf.data.Dataset.from_tensor_slices((to_model_input(x_train), targets))
         .shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True)
         .batch(BATCH_SIZE)
         .map(make_augment(seed), num_parallel_calls=tf.data.AUTOTUNE)
@@ -223,8 +279,8 @@ def train(arch: str, epochs: int, data: str | None, extra: str | None, out: Path
     model = BUILDERS[arch]()
     model.compile(
         optimizer=keras.optimizers.Adam(PEAK_LR[arch]),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
+        loss="categorical_crossentropy",
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
     )
     out.mkdir(parents=True, exist_ok=True)
     model_path = out / "model.keras"
@@ -239,7 +295,7 @@ def train(arch: str, epochs: int, data: str | None, extra: str | None, out: Path
     started = time.monotonic()
     history = model.fit(
         train_ds,
-        validation_data=(to_model_input(x_val), y_val),
+        validation_data=(to_model_input(x_val), keras.utils.to_categorical(y_val, 10)),
         epochs=epochs,
         callbacks=callbacks,
         verbose=1 if sys.stdout.isatty() else 2,
@@ -248,8 +304,11 @@ def train(arch: str, epochs: int, data: str | None, extra: str | None, out: Path
 
     best = keras.models.load_model(model_path)  # evaluate exactly the file that ships
     test_x = to_model_input(x_test)
-    test_loss, test_accuracy = best.evaluate(test_x, y_test, batch_size=1000, verbose=0)
     probs = best.predict(test_x, batch_size=1000, verbose=0)
+    test_accuracy = float(np.mean(probs.argmax(1) == y_test))
+    test_loss = float(-np.mean(np.log(np.clip(probs[np.arange(len(y_test)), y_test], 1e-7, 1))))
+    other_conf = best.predict(to_model_input(make_nondigits(NONDIGIT_EVAL, seed + 1)),
+                              batch_size=1000, verbose=0).max(1)
 
     tflite_path = out / "model.tflite"
     tflite_path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(best).convert())
@@ -261,8 +320,8 @@ def train(arch: str, epochs: int, data: str | None, extra: str | None, out: Path
     hist["lr"] = hist.pop("learning_rate", [])
     metrics = {
         "arch": arch,
-        "test_accuracy": float(test_accuracy),
-        "test_loss": float(test_loss),
+        "test_accuracy": test_accuracy,
+        "test_loss": test_loss,
         "best_val_accuracy": max(hist["val_accuracy"]),
         "epochs_run": len(hist["loss"]),
         "epochs_requested": epochs,
@@ -277,6 +336,9 @@ def train(arch: str, epochs: int, data: str | None, extra: str | None, out: Path
         "seed": seed,
         "batch_size": BATCH_SIZE,
         "litert_agreement": agreement,
+        "nondigit_train_images": int(len(x_other)),
+        # fresh non-digit crops (another seed) that the model is still >= 70% sure about
+        "nondigit_confident_share": float(np.mean(other_conf >= CONFIDENT)),
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
     }
@@ -293,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m model.train",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--arch", choices=ARCHS, default="cnn")
-    parser.add_argument("--epochs", type=int, help="default: 20")
+    parser.add_argument("--epochs", type=int, help="default: 18 for cnn, 20 for mlp")
     parser.add_argument("--data", help="Keras mnist.npz (default: $MNIST_PATH, else download)")
     parser.add_argument("--extra", help=".npz of user corrections (x: N×28×28 uint8, y: labels)")
     parser.add_argument("--out", default="runs/latest", type=Path, help="run directory to write")

@@ -96,7 +96,7 @@ def test_cli_trains_cnn_one_epoch(tmp_path):
 
 def test_mlp_fits_and_learns_with_corrections(tmp_path):
     """The seed MLP trains in-process; user corrections join the training data."""
-    from model.train import EXTRA_REPEATS, train
+    from model.train import EXTRA_REPEATS, NONDIGIT_FRACTION, train
 
     (x_train, y_train), _ = load_mnist(SAMPLE)
     extra = tmp_path / "corrections.npz"
@@ -104,8 +104,26 @@ def test_mlp_fits_and_learns_with_corrections(tmp_path):
     metrics = train("mlp", 6, str(SAMPLE), str(extra), tmp_path / "mlp", seed=3)
     check_run_dir(tmp_path / "mlp", "mlp", 6)
     assert metrics["corrections"] == 7
-    assert metrics["train_images"] == 450 + 7 * EXTRA_REPEATS
+    nondigits = round(NONDIGIT_FRACTION * 450)  # a share of the MNIST training images
+    assert metrics["nondigit_train_images"] == nondigits
+    assert metrics["train_images"] == 450 + 7 * EXTRA_REPEATS + nondigits
     assert metrics["test_accuracy"] > 0.5  # 450 images, 6 epochs: far above chance (0.1)
+
+
+def test_nondigits_are_normalized_like_the_recognizer_crops():
+    """Outlier-exposure images: deterministic, MNIST-like (white on black, 20×20 box, centred)."""
+    from model.train import make_nondigits
+
+    first, again = make_nondigits(40, seed=5), make_nondigits(40, seed=5)
+    assert first.shape == (40, 28, 28) and first.dtype == np.uint8
+    assert np.array_equal(first, again)
+    assert not np.array_equal(first, make_nondigits(40, seed=6))
+    for crop in first:
+        rows, cols = np.nonzero(crop > 30)
+        assert max(rows.max() - rows.min(), cols.max() - cols.min()) <= 21
+        ys, xs = np.mgrid[:28, :28]
+        mass = crop.astype(float) / crop.sum()
+        assert abs((mass * ys).sum() - 14) < 1 and abs((mass * xs).sum() - 14) < 1
 
 
 def test_bad_corrections_file_is_refused(tmp_path):
@@ -134,4 +152,5 @@ def test_release_model_meets_its_metrics():
     metrics = json.loads((RELEASE_DIR / "metrics.json").read_text())
     assert accuracy >= 0.996
     assert abs(accuracy - metrics["test_accuracy"]) <= 0.001
+    assert metrics["nondigit_confident_share"] <= 0.10  # not-digits get low confidence
     check_run_dir(RELEASE_DIR, "cnn", metrics["epochs_run"])
