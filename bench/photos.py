@@ -11,7 +11,7 @@ STIX, OpenCV's own), slanted and elastically wobbled, then photographed like the
 
 API
 ---
-``KINDS = ("digit", "number", "blank", "other")``
+``KINDS = ("digit", "number", "blank", "other", "nondigit")``
 
 ``load_test_digits(path=None) -> (x_test, y_test)``
     uint8 (N, 28, 28) and int labels from a Keras-layout mnist.npz (path, else $MNIST_PATH, else
@@ -63,7 +63,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from model.data import DataError
 
-KINDS = ("digit", "number", "blank", "other")
+KINDS = ("digit", "number", "blank", "other", "nondigit")
 MAX_SIDE = 1280  # Telegram's largest photo side
 PHOTO_SIZES = ((1280, 960), (960, 1280), (1280, 720), (720, 1280), (800, 600), (640, 480))
 SCREEN_SIZES = ((720, 1280), (1280, 720), (800, 800), (1024, 768), (600, 600))
@@ -89,6 +89,11 @@ TTF_FONTS = (
 )
 CV_FONTS = {"cv-sans": cv2.FONT_HERSHEY_SIMPLEX, "cv-italic": cv2.FONT_HERSHEY_SCRIPT_SIMPLEX}
 PEN_SHARE = 0.65  # of "other" photos; the rest are typefaces
+# "nondigit": things people photograph that are not digits — a short word, a doodle, a smudge,
+# hatching, a tick or a star — which must come back as no_digit. (Training's own non-digits are
+# drawn differently: single OpenCV glyphs and random walks, never these fonts or shapes.)
+NONDIGIT_WORDS = ("hey", "Kraft", "MAX", "wax", "Peru", "NEW", "fax", "cream", "HWY", "yew",
+                  "Marc", "exam", "Rex", "CAFE", "mew", "Hank")
 DEFAULT_MNIST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist.npz"
 
 Box = tuple[int, int, int, int]
@@ -685,6 +690,44 @@ def _encode(img: np.ndarray, fmt: str, quality: int = 90) -> bytes:
     return buf.tobytes()
 
 
+def _nondigit_glyph(rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    """Ink that is not a digit (alpha mask) and what it is."""
+    what = ("word", "doodle", "smudge", "hatching", "tick", "star")[int(rng.integers(6))]
+    if what == "word":
+        font = str(rng.choice(TTF_FONTS))
+        word = str(rng.choice(NONDIGIT_WORDS))
+        image = Image.new("L", (160 * len(word), 320))
+        draw = ImageDraw.Draw(image)
+        draw.text((40, 40), word, fill=255, font=ImageFont.truetype(str(FONT_DIR / f"{font}.ttf"),
+                                                                    180))
+        style = {"slant": float(rng.uniform(-0.2, 0.2)), "wobble": float(rng.uniform(0, 0.01))}
+        return _distort(rng, np.asarray(image, np.float32) / 255.0, style), f"word/{font}"
+    canvas = np.zeros((400, 400), np.uint8)
+    pen = int(rng.integers(4, 22))
+    if what == "doodle":  # a loose curve looping over itself: a cloud, a spiral, a cat
+        t = np.linspace(0, rng.uniform(4, 9) * np.pi, 200)
+        r = 120 * (0.5 + 0.5 * np.sin(t * rng.uniform(0.3, 0.8)))
+        pts = np.stack([200 + r * np.cos(t), 200 + 0.7 * r * np.sin(t)], 1)
+        cv2.polylines(canvas, [pts.astype(np.int32)], False, 255, pen, cv2.LINE_AA)
+    elif what == "smudge":  # a thumb print or a coffee drop
+        cv2.ellipse(canvas, (200, 200), (int(rng.integers(50, 150)), int(rng.integers(50, 150))),
+                    float(rng.uniform(0, 180)), 0, 360, 255, -1)
+        canvas = cv2.GaussianBlur(canvas, (0, 0), rng.uniform(5, 25))
+    elif what == "hatching":  # shading a box
+        gap = int(rng.integers(18, 40))
+        for x in range(0, 400, gap):
+            cv2.line(canvas, (x, 60), (x - 120, 340), 255, pen // 2 + 2, cv2.LINE_AA)
+    elif what == "tick":  # a check mark in a box
+        cv2.rectangle(canvas, (60, 60), (340, 340), 255, pen // 2 + 2, cv2.LINE_AA)
+        cv2.polylines(canvas, [np.int32([[110, 200], [180, 280], [320, 90]])], False, 255, pen,
+                      cv2.LINE_AA)
+    else:  # a five-pointed star drawn in one stroke
+        angles = np.pi / 2 + np.arange(6) * 4 * np.pi / 5
+        pts = np.stack([200 + 150 * np.cos(angles), 200 - 150 * np.sin(angles)], 1)
+        cv2.polylines(canvas, [pts.astype(np.int32)], False, 255, pen, cv2.LINE_AA)
+    return _crop(canvas.astype(np.float32) / 255.0), what
+
+
 def _other_style(rng: np.random.Generator) -> dict:
     """A writer (pen) or a typeface, for the whole photo."""
     if rng.random() < PEN_SHARE:
@@ -744,6 +787,11 @@ def make_photo(
         drawn = [make(rng, int(ch), style_meta) for ch in text]
         glyphs = [g for g, _ in drawn]
         style_meta["variants"] = [v for _, v in drawn]
+    elif kind == "nondigit":
+        text = ""
+        glyph, what = _nondigit_glyph(rng)
+        glyphs = [glyph]
+        style_meta = {"name": f"nondigit/{what}"}
     else:
         text = ""
     if screen is None:
@@ -757,8 +805,8 @@ def make_photo(
         img, boxes, meta = _screen_photo(rng, w, h, glyphs)
         fmt, style = "png", "screen"
     else:
-        img, boxes, meta = _paper_photo(rng, w, h, glyphs, soft=kind != "other")
-        style = style_meta["name"] if kind == "other" else f"paper/{meta['paper']}"
+        img, boxes, meta = _paper_photo(rng, w, h, glyphs, soft=kind in ("digit", "number"))
+        style = style_meta.get("name") or f"paper/{meta['paper']}"
         # Optics and sensor: focus or motion blur, then noise, then the JPEG encoder.
         sigma = rng.uniform(0.3, 1.4) * min(w, h) / 960
         img = cv2.GaussianBlur(img, (0, 0), sigma)
@@ -785,6 +833,8 @@ def make_photo(
         meta["quality"] = quality
     meta.update({k: v for k, v in style_meta.items() if k != "name"})
     boxes = [tuple(int(v) for v in b) for b in boxes]
+    if kind == "nondigit":  # no digit to find; where the ink is stays in meta
+        meta["ink_box"], boxes = boxes[0], []
     truth = Truth(kind, text, boxes, (w, h), fmt, style, sources, meta)
     return _encode(img, fmt, quality), truth
 

@@ -1,7 +1,7 @@
 """Recognizer accuracy and speed on generated phone photos (bench/photos.py).
 
     .venv/bin/python bench/recognizer_bench.py [--n-digit 1000] [--n-number 500] [--n-blank 300]
-        [--n-other 300] [--n-speed 300] [--seed 0] [--model PATH] [--mnist PATH]
+        [--n-other 300] [--n-nondigit 300] [--n-speed 300] [--seed 0] [--model PATH] [--mnist PATH]
         [--show-failures DIR]
 
 Handwriting comes from MNIST's *test* split only (the model trains on x_train); "other" photos use
@@ -35,7 +35,7 @@ WARMUP = 10
 
 def outcome(kind: str, truth: Truth, res: Result) -> bool:
     """Whether the recognizer got this photo right."""
-    if kind == "blank":
+    if kind in ("blank", "nondigit"):
         return res.status == "no_digit"
     return res.status == "ok" and res.text == truth.text
 
@@ -138,6 +138,8 @@ def main() -> None:
     parser.add_argument("--n-number", type=int, default=500, help="2-5 digit number photos")
     parser.add_argument("--n-blank", type=int, default=300, help="photos with no digit")
     parser.add_argument("--n-other", type=int, default=300, help="non-MNIST digit photos")
+    parser.add_argument("--n-nondigit", type=int, default=300,
+                        help="photos of words, doodles, smudges...: must be no_digit")
     parser.add_argument("--n-speed", type=int, default=300, help="1280x960 JPEGs to time")
     parser.add_argument("--n", type=int, help="scale: sets every count to N (speed: N too)")
     parser.add_argument("--seed", type=int, default=0)
@@ -159,6 +161,7 @@ def main() -> None:
         "number": args.n_number,
         "blank": args.n_blank,
         "other": args.n_other,
+        "nondigit": args.n_nondigit,
     }
     n_speed = args.n_speed
     if args.n is not None:
@@ -203,6 +206,7 @@ def main() -> None:
         "number": "whole numbers (2-5 digits), exactly right",
         "blank": "blank paper, reported no_digit",
         "other": "other sources (non-MNIST), correct",
+        "nondigit": "not digits (words, doodles...), no_digit",
     }
     print(f"| {'photos':<44} | {'n':>5} | {'result':>7} | {'false accepts':>13} |")
     print(f"|{'-' * 46}|{'-' * 7}|{'-' * 9}|{'-' * 15}|")
