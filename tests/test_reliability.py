@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from functools import cache
 from pathlib import Path
 
 import cv2
@@ -44,6 +45,26 @@ pytestmark = pytest.mark.timeout(180)
 
 # --------------------------------------------------------------------------- helpers
 def digit_photo(index: int) -> tuple[bytes, int]:
+    """A photo of the ``index``-th sample test digit that the serving model reads right.
+
+    These tests are about the bot surviving faults, crashes and abuse, not about accuracy
+    (bench/recognizer_bench.py measures that), so they use digits whose reading is known.
+    """
+    return paper_photo(readable_digits()[index])
+
+
+@cache
+def readable_digits() -> list[int]:
+    from model.recognize import Recognizer
+
+    recognizer = Recognizer()
+    with np.load(SAMPLE) as data:
+        labels = data["y_test"]
+    return [i for i in range(len(labels))
+            if recognizer.recognize(paper_photo(i)[0]).text == str(labels[i])]
+
+
+def paper_photo(index: int) -> tuple[bytes, int]:
     """A JPEG 'photo' of MNIST test digit ``index`` (dark ink on white paper) and its label."""
     with np.load(SAMPLE) as data:
         crop, label = data["x_test"][index], int(data["y_test"][index])
@@ -453,7 +474,7 @@ def test_a_flood_of_100_photos_does_not_starve_others(api: BotApiStandIn, start_
     flooder, other = 801, 802
     recognizer = Recognizer()
     photos = [digit_photo(i)[0] for i in range(100)]
-    expected = [recognizer.recognize(p).text for p in photos]  # what each photo must read
+    expected = [recognizer.recognize(p).text or None for p in photos]  # what each must read
     flood = [api.send_photo(flooder, p) for p in photos]  # all queued at once
     image, label = digit_photo(150)
     theirs = api.send_photo(other, image)  # sent after the whole flood
