@@ -6,13 +6,16 @@ The steps, each with OpenCV/Pillow:
   2. find the ink: decide the polarity (dark ink on paper or a light drawing on a dark screen),
      flatten the illumination (divide by a morphological closing: the paper without strokes);
   3. ruled or squared paper: find the rules' angle (Hough), rotate them level, subtract them
-     from the ink map (long thin runs across the page) and mend the strokes they crossed;
+     from the ink map (long thin runs across the page, or pieces of one that a digit
+     interrupts) and mend the strokes they crossed;
   4. threshold (Otsu with a contrast floor); label blobs on a slightly grown mask so broken
      strokes stay whole; drop specks and anything touching the frame's edge (a table, a shadow,
-     a cut-off digit); merge the pieces of one digit; keep the dominant row; separate digits
-     that only the growth joined;
+     a cut-off digit; a bold blob tied to the edge only by a hairline loses the hairline);
+     merge the pieces of one digit; keep the dominant row (anchored by the blob with the most
+     contrast); separate digits that only the growth joined;
   5. make each digit look like MNIST: the box scaled into 20×20 keeping its aspect ratio,
-     a typical MNIST stroke width, anti-aliased, centred by its centre of mass in 28×28.
+     a typical MNIST stroke width, anti-aliased, centred by its centre of mass in 28×28 (and
+     a second view scaled into 18×18, which the model reads too).
 Hypotheses the pixels cannot settle (a wide blob = touching digits? two close blobs = one
 broken digit?) come with their own crops in `Candidate.parts` / `.joined`; the recognizer
 decides with the model, in the same single model call.
@@ -57,10 +60,12 @@ LINE_ELONGATION = 40  # length² / area above this is a line, not a digit
 MAX_CANDIDATES = 24  # a number is one line of a few digits; more blobs are texture
 SPECK_AREA = 0.02  # blobs with less ink than this share of the biggest blob are specks
 SPLIT_ASPECT = 1.1  # a blob wider than this × its (or its row's) height may be touching digits
+HAIRLINE_STROKE = 5  # px: blobs this bold may lose hair-thin lines (see _cut_hairlines)
 BRIDGE = 0.5  # gaps up to this × the stroke width are bridged when labelling blobs
 SIDE_BY_SIDE = 0.7  # blank-separated pieces this tall (× the blob's height) are separate digits
 JOIN_GAP, JOIN_ASPECT = 0.08, 1.3  # neighbours this close may be pieces of one digit
 MNIST_BOX = 20
+ALT_BOX = 18  # a second view of each digit, a little smaller: the model reads both, averaged
 STROKE_TARGET = 0.14  # MNIST's median stroke width / longest box side (measured on x_test)
 STROKE_MIN = 0.10  # MNIST's 5th percentile: thinner pens are thickened to STROKE_TARGET
 STROKE_MAX, STROKE_THIN_TO = 0.30, 0.22  # markers far bolder than MNIST's boldest are thinned
@@ -100,6 +105,7 @@ class Candidate:
     """One digit-like blob: its MNIST-like crop, its box and shape measures."""
 
     crop: np.ndarray  # uint8 (28, 28), white ink on black
+    alt: np.ndarray  # the same digit drawn a little smaller: a second view for the model
     box: tuple[int, int, int, int]  # x0, y0, x1, y1 in the original image
     aspect: float  # width / height at working resolution
     density: float  # share of the crop's 20×20-fitted box that is ink (as MNIST measures it)
@@ -287,19 +293,31 @@ def suppress_rules(ink: np.ndarray) -> np.ndarray:
         half = cv2.resize(thin, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
         present = cv2.threshold(half, RULE_INK // 2, 255, cv2.THRESH_BINARY)[1]
         n, labels, stats, _ = cv2.connectedComponentsWithStats(present, connectivity=8)
-        long = np.flatnonzero(stats[1:, 2 if axis else 3] >= 0.35 * (w if axis else h) / 2) + 1
-        if long.size == 0:
+        extent = (w if axis else h) / 2
+        length = stats[1:, 2 if axis else 3]
+        # a rule broken by a digit is still a rule: pieces on one line add up
+        line = (stats[1:, 1 if axis else 0] + stats[1:, 3 if axis else 2] // 2) // 2
+        band = np.bincount(line, weights=length, minlength=line.max(initial=0) + 2)
+        band = band + np.roll(band, 1) + np.roll(band, -1)
+        # 1: a rule across the page; 2: a piece of a rule that a digit interrupts (its ink
+        # goes, but it is not mended: near a digit, mending would draw a bar into it)
+        kind = np.zeros(n, np.uint8)
+        kind[1:][(band[line] >= 0.5 * extent) & (length >= long_k)] = 2
+        kind[1:][length >= 0.35 * extent] = 1
+        if not kind.any():
             continue
-        rules = cv2.resize(np.isin(labels, long).astype(np.uint8), (w, h),
-                           interpolation=cv2.INTER_NEAREST)
-        rules = cv2.bitwise_and(rules, (thin > RULE_INK // 2).astype(np.uint8))
-        strength = float(np.median(thin[rules > 0])) if rules.any() else 0.0
-        rules = cv2.dilate(rules, _CROSS3)
-        lift = np.minimum(cv2.dilate(thin, _CROSS3), min(255, int(1.3 * strength + 8)))
+        found = cv2.resize(kind[labels], (w, h), interpolation=cv2.INTER_NEAREST)
+        found = cv2.bitwise_and(found, found, mask=(thin > RULE_INK // 2).view(np.uint8))
+        on = found > 0
+        strength = float(np.median(thin[on])) if on.any() else 0.0
+        rules = cv2.dilate(on.view(np.uint8), _CROSS3)
+        cap = min(255, int(1.3 * strength + 8))
+        lift = cv2.threshold(cv2.dilate(thin, _CROSS3), cap, 255, cv2.THRESH_TRUNC)[1]
         out = cv2.subtract(out, cv2.bitwise_and(lift, lift, mask=rules))
         bridge = np.ones((2 * thick + 1, 1) if axis else (1, 2 * thick + 1), np.uint8)
         mended = cv2.morphologyEx(out, cv2.MORPH_CLOSE, bridge)
-        out = np.where(rules > 0, mended, out)
+        mend = rules if kind.max() == 1 else cv2.dilate((found == 1).view(np.uint8), _CROSS3)
+        out = cv2.copyTo(mended, mend, out)  # `out` is subtract's own new array
     return out
 
 
@@ -323,8 +341,10 @@ def find_digits(data: bytes) -> tuple[Decoded, list[Candidate]]:
     # the frame's edge: a blob reaching it is cut off (or is the frame, a table, a shadow)
     edge = cv2.copyMakeBorder(cv2.erode(inside, _SQUARE3)[1:-1, 1:-1], 1, 1, 1, 1,
                               cv2.BORDER_CONSTANT, value=0) == 0
+    if angle is not None:
+        mask = _cut_hairlines(mask, edge)
     candidates: list[Candidate] = []
-    groups = _digit_groups(mask, edge)
+    groups = _digit_groups(mask, edge, ink, level)
     row_height = float(np.median([g[3] - g[1] for g in groups])) if groups else 1.0
     for k, (x0, y0, x1, y1, region) in enumerate(groups):
         whole = _candidate(ink, region, (x0, y0, x1, y1), level, inverse, decoded)
@@ -351,6 +371,31 @@ def find_digits(data: bytes) -> tuple[Decoded, list[Candidate]]:
     return decoded, candidates
 
 
+def _cut_hairlines(mask: np.ndarray, edge: np.ndarray) -> np.ndarray:
+    """Blobs reaching the frame's edge lose their hair-thin lines (what is left of a paper rule
+    that runs from a digit to the edge), when their strokes are clearly bolder than that: a
+    3×3 opening keeps the strokes' cores, which regrow inside the mask."""
+    at_edge = edge & (mask > 0)
+    if not at_edge.any():
+        return mask
+    n, labels = cv2.connectedComponents(mask, connectivity=8)
+    reach = np.zeros(n, bool)
+    reach[labels[at_edge]] = True
+    reach[0] = False
+    if not reach.any():
+        return mask
+    core = cv2.erode(mask, _SQUARE3)
+    area = np.bincount(labels[mask > 0], minlength=n)
+    rim = area - np.bincount(labels[core > 0], minlength=n)
+    reach &= 2 * area >= HAIRLINE_STROKE * np.maximum(rim, 1)  # each blob's own stroke width
+    if not reach.any():
+        return mask
+    blobs = reach[labels].view(np.uint8)
+    core = cv2.dilate(core, _SQUARE3)  # the opening: the strokes' cores
+    cleaned = cv2.bitwise_and(cv2.dilate(core, _SQUARE3), mask)
+    return cv2.copyTo(cleaned, blobs, mask.copy())
+
+
 def _join(a: tuple, b: tuple) -> tuple | None:
     """Two neighbouring blobs as one (a 9 whose loop is open), when they are close enough."""
     tall = max(a[3] - a[1], b[3] - b[1])
@@ -368,12 +413,13 @@ def _join(a: tuple, b: tuple) -> tuple | None:
 def _candidate(ink: np.ndarray, region: np.ndarray, box: tuple[int, int, int, int], level: int,
                inverse: np.ndarray | None, decoded: Decoded) -> Candidate | None:
     x0, y0, x1, y1 = box
-    shaped = mnist_crop(ink[y0:y1, x0:x1], region, level)
+    shaped = mnist_views(ink[y0:y1, x0:x1], region, level)
     if shaped is None:
         return None
-    crop, length = shaped
+    (crop, alt), length = shaped
     return Candidate(
-        crop=crop, box=_to_original(box, inverse, decoded), aspect=(x1 - x0) / max(1, y1 - y0),
+        crop=crop, alt=alt, box=_to_original(box, inverse, decoded),
+        aspect=(x1 - x0) / max(1, y1 - y0),
         density=_crop_density(crop), row_aspect=(x1 - x0) / max(1, y1 - y0), length=length,
     )
 
@@ -403,8 +449,8 @@ def _to_original(box: tuple[int, int, int, int], inverse: np.ndarray | None,
 
 
 
-def _digit_groups(mask: np.ndarray,
-                  edge: np.ndarray) -> list[tuple[int, int, int, int, np.ndarray]]:
+def _digit_groups(mask: np.ndarray, edge: np.ndarray, ink: np.ndarray,
+                  level: int) -> list[tuple[int, int, int, int, np.ndarray]]:
     """Binary mask → digit boxes (x0, y0, x1, y1, the digit's own pixels in the box), left to
     right.
 
@@ -423,6 +469,10 @@ def _digit_groups(mask: np.ndarray,
     bw, bh = stats[1:, 2], stats[1:, 3]
     inked = mask > 0
     ink_area = np.bincount(labels[inked], minlength=n)  # the blob's own ink, not its growth
+    # how much darker than the threshold its ink is, in all: a pen stroke outweighs a larger
+    # but faint smudge (a shadow's tip that flattening left behind)
+    contrast = np.bincount(labels[inked], weights=ink[inked].astype(np.float64) - (level - 1),
+                           minlength=n)
     area = ink_area[1:]
     touching = np.zeros(n, bool)
     touching[labels[edge & inked]] = True
@@ -433,13 +483,14 @@ def _digit_groups(mask: np.ndarray,
     ids = np.flatnonzero(ok) + 1
     ids = ids[np.argsort(-ink_area[ids])][:MAX_COMPONENTS]
     boxes = [[int(stats[i, 0]) + r, int(stats[i, 1]) + r, int(stats[i, 0] + stats[i, 2]) - r,
-              int(stats[i, 1] + stats[i, 3]) - r, [int(i)], int(ink_area[i])] for i in ids]
+              int(stats[i, 1] + stats[i, 3]) - r, [int(i)], int(ink_area[i]), float(contrast[i])]
+             for i in ids]
     boxes = _merge_pieces(boxes)
     boxes = [b for b in boxes if b[3] - b[1] >= MIN_DIGIT_HEIGHT]
     if not boxes:
         return []
     out = []
-    for x0, y0, x1, y1, members, _ in _dominant_row(boxes):
+    for x0, y0, x1, y1, members, *_ in _dominant_row(boxes):
         x0, y0 = max(0, x0 - r), max(0, y0 - r)
         region = np.isin(labels[y0:y1 + r, x0:x1 + r], members) & (mask[y0:y1 + r, x0:x1 + r] > 0)
         rows, cols = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
@@ -514,21 +565,22 @@ def _merge_pieces(boxes: list[list]) -> list[list]:
         i, j = (int(v) for v in np.argwhere(join)[0])
         a, c = boxes[i], boxes[j]
         boxes[i] = [min(a[0], c[0]), min(a[1], c[1]), max(a[2], c[2]), max(a[3], c[3]),
-                    a[4] + c[4], a[5] + c[5]]
+                    a[4] + c[4], a[5] + c[5], a[6] + c[6]]
         del boxes[j]
     return boxes
 
 
 def _dominant_row(boxes: list[list]) -> list[list]:
-    """The line of digits: the blob with the most ink, then, repeatedly, blobs of a similar
-    height that share rows with a member (a number may be slanted or have a wobbly baseline).
+    """The line of digits: the blob with the most ink (summed contrast), then, repeatedly,
+    blobs of a similar height that share rows with a member (a number may be slanted or have a
+    wobbly baseline).
 
     Blobs shaped like a long line are poor anchors (a table edge, a shadow's rim, a rule's
     remnant); they only anchor the row when nothing else is there.
     """
 
     def score(b: list) -> float:
-        return b[5] * (0.1 if _line_like(b) else 1.0)
+        return b[6] * (0.1 if _line_like(b) else 1.0)
 
     anchor = max(boxes, key=score)
     ah = anchor[3] - anchor[1]
@@ -578,12 +630,21 @@ def _split_touching(region: np.ndarray) -> list[tuple[int, int]]:
 def mnist_crop(ink: np.ndarray, region: np.ndarray,
                level: int) -> tuple[np.ndarray, float] | None:
     """One digit's ink (uint8, its box) → (uint8 28×28 like MNIST, its stroke length in stroke
-    widths), or None if it is empty.
+    widths), or None if it is empty. See `mnist_views`."""
+    views = mnist_views(ink, region, level, (MNIST_BOX,))
+    return None if views is None else (views[0][0], views[1])
+
+
+def mnist_views(ink: np.ndarray, region: np.ndarray, level: int,
+                boxes: tuple[int, ...] = (MNIST_BOX, ALT_BOX),
+                ) -> tuple[list[np.ndarray], float] | None:
+    """One digit's ink (uint8, its box) → (uint8 28×28 images like MNIST, one per box size,
+    its stroke length in stroke widths), or None if it is empty.
 
     The ink outside the digit's own components is masked out, the box is enlarged so its
     longest side is 4×20 px, the strokes are brought to MNIST's typical width, then the image
-    is area-averaged down into 20×20 (that gives MNIST's anti-aliased edges) and placed in
-    28×28 with its centre of mass at the centre.
+    is area-averaged down into box×box (20×20 as MNIST; that gives MNIST's anti-aliased edges)
+    and placed in 28×28 with its centre of mass at the centre.
     """
     h, w = ink.shape
     if h == 0 or w == 0:
@@ -602,17 +663,21 @@ def mnist_crop(ink: np.ndarray, region: np.ndarray,
     binary, width = _normalize_stroke(binary)
     length = float(np.count_nonzero(binary)) / max(width, 1.0) ** 2
     bh, bw = binary.shape
-    f = MNIST_BOX / max(bh, bw)
-    small = cv2.resize(binary.astype(np.float32), (max(1, round(bw * f)), max(1, round(bh * f))),
-                       interpolation=cv2.INTER_AREA)
-    m = cv2.moments(small)
-    if m["m00"] <= 0:
-        return None
-    cx, cy = m["m10"] / m["m00"], m["m01"] / m["m00"]
-    shift = np.float32([[1, 0, 14 - cx], [0, 1, 14 - cy]])
-    out = cv2.warpAffine(small, shift, (28, 28), flags=cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    return np.clip(out * 255 + 0.5, 0, 255).astype(np.uint8), length
+    binary = binary.astype(np.float32)
+    views = []
+    for box in boxes:
+        f = box / max(bh, bw)
+        small = cv2.resize(binary, (max(1, round(bw * f)), max(1, round(bh * f))),
+                           interpolation=cv2.INTER_AREA)
+        m = cv2.moments(small)
+        if m["m00"] <= 0:
+            return None
+        cx, cy = m["m10"] / m["m00"], m["m01"] / m["m00"]
+        shift = np.float32([[1, 0, 14 - cx], [0, 1, 14 - cy]])
+        out = cv2.warpAffine(small, shift, (28, 28), flags=cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        views.append(np.clip(out * 255 + 0.5, 0, 255).astype(np.uint8))
+    return views, length
 
 
 def _normalize_stroke(binary: np.ndarray) -> tuple[np.ndarray, float]:

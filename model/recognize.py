@@ -25,18 +25,27 @@ from model.preprocess import Candidate, ImageError, decode, find_digits
 
 # Rejection: a blob is reported as a digit only when it is shaped like one (aspect, ink
 # density, strokes rather than a patch of ink) and the model is sure enough of it.
-MIN_CONFIDENCE = 0.70
+MIN_CONFIDENCE = 0.65
 # ...or, beside a digit read with ROW_ANCHOR_CONFIDENCE, one of its height read with this much
 ROW_MIN_CONFIDENCE, ROW_ANCHOR_CONFIDENCE, ROW_HEIGHT_SHARE = 0.40, 0.90, 0.7
 MIN_ASPECT, MAX_ASPECT = 0.06, 3.0  # width / height of a digit's box
+MIN_HEIGHT_SHARE = 0.025  # a digit's height / the photo's short side (24 px of 960)
 # share of the normalized crop's box covered by ink; MNIST's digits other than 1 stay under
 # 0.70 (99.5th percentile), a narrow 1 may fill its box
 MIN_DENSITY, MAX_DENSITY, MAX_DENSITY_NARROW = 0.10, 0.75, 0.98
-MIN_LENGTH, BLOB_CONFIDENCE = 3.0, 0.995  # ink area / stroke width²: strokes are long
+MAX_DENSITY_SURE = 0.85  # a bold marker digit read with BLOB_CONFIDENCE may fill this much
+MIN_LENGTH, BLOB_CONFIDENCE = 3.0, 0.90  # ink area / stroke width²: strokes are long
+# ...but a "1" longer than this many stroke widths is a hairline: a paper rule's remnant, a
+# crease, a hair (MNIST-like 1s stay under 30 even from a fine pen)
+MAX_ONE_LENGTH = 30.0
 # Touching digits and broken digits (see _prefer_split and _prefer_join).
 SPLIT_WHOLE_BELOW, SPLIT_MARGIN, SPLIT_PARTS_SURE = 0.9, 0.2, 0.9
 SPLIT_ROW_ASPECT = 1.6  # width / the row's height: surely more than one digit's width
+# ...but a blob the model reads as one digit this surely stays whole unless it is wider than
+# any single digit: the halves of a wide 5 read as two surely written 5s, too
+SPLIT_WHOLE_SURE, SPLIT_SURE_ASPECT = 0.99, 2.2
 JOIN_BOTH_BELOW, JOIN_MARGIN, JOIN_SURE, JOIN_UNEQUAL = 0.7, 0.2, 0.9, 0.75
+SLIVER_ASPECT, SLIVER_OVERLAP = 0.3, 0.5  # see _sliver
 ANNOTATED_SIDE = 1280
 
 log = logging.getLogger(__name__)
@@ -144,32 +153,35 @@ class Recognizer:
         """Photo bytes → Result; never raises for bad input."""
         start = time.perf_counter()
         try:
-            _, candidates = find_digits(image_bytes)
+            decoded, candidates = find_digits(image_bytes)
         except ImageError as exc:
             return Result("error", error=str(exc), seconds=time.perf_counter() - start)
         except Exception:  # a pathological image (or a bug) must not take the caller down
             log.exception("recognize failed on a %d-byte image", len(image_bytes))
             return Result("error", error="I couldn't process that image, sorry.",
                           seconds=time.perf_counter() - start)
-        digits = self._read(candidates)
+        digits = self._read(candidates, min(decoded.size))
         status = "ok" if digits else "no_digit"
         return Result(status, text="".join(str(d.digit) for d in digits), digits=digits,
                       seconds=time.perf_counter() - start)
 
-    def _read(self, candidates: list[Candidate]) -> list[Digit]:
+    def _read(self, candidates: list[Candidate], short_side: int) -> list[Digit]:
         """Classify every crop and every hypothesis in one model call; keep the sure digits.
 
         A wide blob may be touching digits (its `parts`), two neighbours may be the pieces of
         one broken digit (`joined`); each is taken only when the model reads it clearly
         better than the plain blobs, since both are rarer than whole, separate digits.
         """
-        crops = [c.crop for c in candidates]
+        crops = [c.crop for c in candidates] + [c.alt for c in candidates]
         crops += [p.crop for c in candidates for p in c.parts]
         crops += [c.joined.crop for c in candidates if c.joined is not None]
         if not crops:
             return []
         probs = iter(self.classify(np.stack(crops)))
         whole = [next(probs) for _ in candidates]
+        # each blob is read in two views (its box scaled to 20 and to 18 px) and the readings
+        # averaged: steadier on borderline shapes, and a wrong digit is rarely sure in both
+        whole = [(p + next(probs)) / 2 for p in whole]
         parts = [[(part, next(probs)) for part in c.parts] for c in candidates]
         joined = [next(probs) if c.joined is not None else None for c in candidates]
         readings: list[tuple[Candidate, np.ndarray]] = []
@@ -188,9 +200,16 @@ class Recognizer:
                 readings.append((c, p))
             k += 1
         # a patch of ink with no stroke to speak of (a blot, a smudge, a bold digit whose
-        # loops filled up) is taken only when the model is all but certain
-        readings = [(blob, q) for blob, q in readings if _digit_shaped(blob) and (
-            blob.length >= MIN_LENGTH or float(q.max()) >= BLOB_CONFIDENCE)]
+        # loops filled up) is taken only when the model is sure of it (BLOB_CONFIDENCE)
+        # specks far smaller than anything one photographs to have it read (dust, a square
+        # of the paper's grid) are not digits, however surely the model reads them
+        low = MIN_HEIGHT_SHARE * short_side
+        readings = [(blob, q) for blob, q in readings if blob.box[3] - blob.box[1] >= low
+                    and _digit_shaped(blob, certain := float(q.max()) >= BLOB_CONFIDENCE)
+                    and (blob.length >= MIN_LENGTH or certain)
+                    and not (int(q.argmax()) == 1 and blob.length > MAX_ONE_LENGTH)]
+        readings = [(blob, q) for k, (blob, q) in enumerate(readings)
+                    if not _sliver(blob, [b for b, _ in readings[max(0, k - 1):k + 2]])]
         sure = [blob for blob, q in readings if float(q.max()) >= ROW_ANCHOR_CONFIDENCE]
         height = float(np.median([b.box[3] - b.box[1] for b in sure])) if sure else 0.0
 
@@ -224,20 +243,34 @@ def _prefer_join(a: Candidate, b: Candidate, pa: np.ndarray, pb: np.ndarray,
 def _prefer_split(whole: Candidate, p: np.ndarray, parts: list[np.ndarray]) -> bool:
     """Whether a wide blob is touching digits rather than one wide digit.
 
-    The model reads halves of a digit surely, too, so geometry leads: a blob far wider than
-    its row is tall is split when every part reads surely; a blob that is only a little wide
+    The model reads halves of a digit surely, too, so geometry leads: a blob the model reads
+    as one digit all but certainly stays whole unless it is wider than any digit; a blob far
+    wider than its row is tall is split when every part reads surely; one that is only a little
+    wide
     only when it is itself an unsure digit (wide single digits are common, touching digits
     rare), or when its parts read much better than it.
     """
     sure = [float(q.max()) for q in parts]
-    wide = max(whole.aspect, whole.row_aspect) >= SPLIT_ROW_ASPECT
-    if min(sure) >= SPLIT_PARTS_SURE and wide:
-        return True
+    aspect = max(whole.aspect, whole.row_aspect)
     whole_p = float(p.max())
+    if whole_p >= SPLIT_WHOLE_SURE and aspect < SPLIT_SURE_ASPECT:
+        return False
+    if min(sure) >= SPLIT_PARTS_SURE and aspect >= SPLIT_ROW_ASPECT:
+        return True
     if whole_p >= SPLIT_WHOLE_BELOW:
         return False
     split = float(np.exp(np.mean(np.log(np.maximum(sure, 1e-9)))))
     return split > whole_p + SPLIT_MARGIN
+
+
+def _sliver(c: Candidate, near: list[Candidate]) -> bool:
+    """A thin blob lying half across a neighbour's box (a grid line's remnant beside a digit,
+    a loose piece of it): not a digit of its own, though it reads as a sure 1."""
+    width = c.box[2] - c.box[0]
+    if c.aspect >= SLIVER_ASPECT:
+        return False
+    return any(n is not c and min(c.box[2], n.box[2]) - max(c.box[0], n.box[0])
+               >= SLIVER_OVERLAP * width for n in near)
 
 
 def _digit(c: Candidate, p: np.ndarray) -> Digit:
@@ -246,11 +279,13 @@ def _digit(c: Candidate, p: np.ndarray) -> Digit:
                  alternatives=[(int(k), float(p[k])) for k in order], crop=c.crop)
 
 
-def _digit_shaped(c: Candidate) -> bool:
-    """Shaped like a handwritten digit: not a hair-thin line, a flat dash or a filled blob."""
+def _digit_shaped(c: Candidate, certain: bool = False) -> bool:
+    """Shaped like a handwritten digit: not a hair-thin line, a flat dash or a filled blob
+    (a little denser when the model is `certain` of it, BLOB_CONFIDENCE: a marker's bold 8)."""
     if not MIN_ASPECT <= c.aspect <= MAX_ASPECT or c.density < MIN_DENSITY:
         return False
-    return c.density <= (MAX_DENSITY_NARROW if c.aspect < 0.5 else MAX_DENSITY)
+    limit = MAX_DENSITY_SURE if certain else MAX_DENSITY
+    return c.density <= (MAX_DENSITY_NARROW if c.aspect < 0.5 else limit)
 
 
 def _litert_available() -> bool:

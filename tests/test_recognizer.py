@@ -441,3 +441,132 @@ def test_render_annotated(rec: Recognizer, digits: dict) -> None:
     # never raises, even for bytes that are no image
     broken = render_annotated(b"not an image", rec.recognize(b"not an image"))
     assert cv2.imdecode(np.frombuffer(broken, np.uint8), cv2.IMREAD_COLOR) is not None
+
+
+# --- the preprocessing's harder cases --------------------------------------------------------
+
+
+def test_wide_digit_read_surely_is_not_split() -> None:
+    """A blob the model reads as one digit all but certainly stays whole, though its halves
+    read surely too (the halves of a sprawling 5 read as two 5s); one wider than any digit is
+    still split when its parts read surely."""
+    from model.preprocess import Candidate
+    from model.recognize import _prefer_split
+
+    def blob(aspect: float) -> Candidate:
+        return Candidate(crop=np.zeros((28, 28), np.uint8), alt=np.zeros((28, 28), np.uint8),
+                         box=(0, 0, round(100 * aspect), 100), aspect=aspect, density=0.3,
+                         row_aspect=aspect, length=10.0)
+
+    sure_five = np.eye(10)[5] * 0.999
+    halves = [np.eye(10)[5] * 0.98, np.eye(10)[5] * 0.99]
+    assert not _prefer_split(blob(1.8), sure_five, halves)
+    assert _prefer_split(blob(2.4), sure_five, halves)
+    assert _prefer_split(blob(1.8), np.eye(10)[4] * 0.6, halves)  # an unsure whole: split
+
+
+def test_faint_smudge_does_not_hide_the_digit(rec: Recognizer, digits: dict) -> None:
+    """A large faint smudge (a shadow's tip that flattening leaves) has more pixels than a
+    small digit but far less contrast; the digit's row wins and is read."""
+    rng = np.random.default_rng(RNG_SEED)
+    right = 0
+    for label in range(5):
+        img = paper(1280, 960, rng)
+        smudge = np.zeros((960, 1280), np.float32)
+        cv2.circle(smudge, (400, 400), 90, 1.0, -1)
+        smudge = cv2.GaussianBlur(smudge, (0, 0), 25)[..., None]
+        img = img * (1 - 0.24 * smudge)
+        put_digit(img, digits[label][0], 1000, 760, 70)
+        right += rec.recognize(encode(img)).text == str(label)
+    assert right >= 4, f"{right}/5 digits beside a smudge"
+
+
+def test_specks_and_hairlines_are_not_digits(rec: Recognizer) -> None:
+    """Dust far smaller than a digit one photographs, and a hair-thin straight line (what a
+    paper rule leaves), are not read as 1s however surely the model would read them."""
+    rng = np.random.default_rng(RNG_SEED)
+    speck = paper(1280, 960, rng)
+    cv2.line(speck, (640, 480), (641, 496), (40.0, 40.0, 40.0), 3)  # 16 px of 960
+    hair = paper(1280, 960, rng)
+    cv2.line(hair, (640, 300), (640, 520), (90.0, 80.0, 80.0), 1)
+    for name, img in (("speck", speck), ("hairline", hair)):
+        res = rec.recognize(encode(img))
+        assert (res.status, res.text) == ("no_digit", ""), (name, res.text)
+
+
+def test_rule_remnant_to_the_edge_does_not_hide_the_digit(rec: Recognizer,
+                                                          digits: dict) -> None:
+    """On squared paper, a bold digit tied to the photo's edge by what is left of a rule (a
+    hair-thin line the rule removal missed) is still read: a blob reaching the frame's edge
+    only through a hairline is not cut off."""
+    from model.preprocess import _cut_hairlines
+
+    mask = np.zeros((200, 300), np.uint8)
+    cv2.circle(mask, (150, 120), 40, 255, 10)  # a bold 0
+    cv2.line(mask, (150, 0), (150, 80), 255, 1)  # a hairline from it to the top edge
+    edge = np.zeros_like(mask, bool)
+    edge[0, :] = edge[-1, :] = edge[:, 0] = edge[:, -1] = True
+    cut = _cut_hairlines(mask, edge)
+    assert not (cut[0:70] > 0).any(), "the hairline stays"
+    assert (cut > 0).sum() >= 0.95 * ((mask > 0).sum() - 80), "the digit lost ink"
+    thin = np.zeros_like(mask)
+    cv2.line(thin, (20, 0), (60, 150), 255, 2)  # a thin stroke reaching the edge: untouched
+    assert np.array_equal(_cut_hairlines(thin, edge), thin)
+    # and end to end: a bold digit with a rule's remnant running from it to the edge
+    rng = np.random.default_rng(RNG_SEED)
+    right = 0
+    for label in range(5):
+        img = paper(1280, 960, rng, "squared", spacing=64)
+        x0, y0, x1, y1 = put_digit(img, digits[label][0], 500, 300, 260)
+        cv2.line(img, ((x0 + x1) // 2, 0), ((x0 + x1) // 2, y0 + 20), (120.0, 90.0, 80.0), 1)
+        right += rec.recognize(encode(img)).text == str(label)
+    assert right >= 4, f"{right}/5 digits tied to the edge by a hairline"
+
+
+def test_broken_rule_pieces_are_removed() -> None:
+    """A rule interrupted by a bold digit is removed on both sides, even where the piece on
+    one side is short: the pieces on one line add up to a rule."""
+    from model.preprocess import suppress_rules
+
+    ink = np.zeros((480, 640), np.uint8)
+    ink[240:242, :] = 90  # a rule across the page...
+    ink[200:300, 420:470] = 0
+    cv2.circle(ink, (445, 250), 40, 220, 12)  # ...interrupted by a bold digit
+    ink[240:242, 560:640] = 90  # the piece right of it is only 80 px long
+    ink[236:246, 430:460] = 0
+    out = suppress_rules(ink)
+    assert out[240:242, 20:380].max() < 48 and out[240:242, 570:630].max() < 48
+    assert out[250, 405:409].max() > 150, "the digit's stroke was removed"
+
+
+def test_mnist_views_agree() -> None:
+    """The second, smaller view of a crop is the same digit a little smaller; mnist_crop is
+    the first view (the training code uses it)."""
+    from model.preprocess import mnist_crop, mnist_views
+
+    ink = np.zeros((120, 80), np.uint8)
+    cv2.line(ink, (40, 5), (40, 115), 255, 10)
+    cv2.line(ink, (10, 20), (40, 5), 255, 10)
+    region = ink > 0
+    views, length = mnist_views(ink, region, 128)
+    crop, same_length = mnist_crop(ink, region, 128)
+    assert np.array_equal(views[0], crop) and length == same_length
+    rows = [np.flatnonzero((v > 60).any(axis=1)) for v in views]
+    assert rows[0][-1] - rows[0][0] > rows[1][-1] - rows[1][0] >= 15
+
+
+def test_sliver_beside_a_digit_is_not_a_digit() -> None:
+    """A thin blob lying half across its neighbour's box (a grid line's remnant beside a
+    digit) is dropped; a 1 standing clear of its neighbours is kept."""
+    from model.preprocess import Candidate
+    from model.recognize import _sliver
+
+    def blob(x0: int, x1: int) -> Candidate:
+        return Candidate(crop=np.zeros((28, 28), np.uint8), alt=np.zeros((28, 28), np.uint8),
+                         box=(x0, 100, x1, 160), aspect=(x1 - x0) / 60, density=0.5,
+                         row_aspect=(x1 - x0) / 60, length=8.0)
+
+    six, ghost, one = blob(157, 184), blob(152, 164), blob(200, 210)
+    assert _sliver(ghost, [six, ghost, one])
+    assert not _sliver(one, [six, one])
+    assert not _sliver(six, [ghost, six, one])  # a digit-wide blob is never a sliver
