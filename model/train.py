@@ -287,8 +287,10 @@ def train(arch: str, epochs: int, data: str | None, extra: str | None, out: Path
     callbacks = [
         keras.callbacks.LearningRateScheduler(lr_schedule(arch, epochs)),
         keras.callbacks.ModelCheckpoint(model_path, monitor="val_accuracy", save_best_only=True),
+        # Not before the schedule's second half: a lucky epoch at a high learning rate must
+        # not end the run before the learning rate has come down.
         keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=EARLY_STOP_PATIENCE,
-                                      restore_best_weights=True),
+                                      restore_best_weights=True, start_from_epoch=epochs // 2),
         keras.callbacks.TerminateOnNaN(),
         Progress(epochs),
     ]
