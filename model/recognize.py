@@ -26,6 +26,9 @@ from model.preprocess import Candidate, ImageError, decode, find_digits
 # Rejection: a blob is reported as a digit only when it is shaped like one (aspect, ink
 # density, strokes rather than a patch of ink) and the model is sure enough of it.
 MIN_CONFIDENCE = 0.65
+# A photo whose only digit-shaped blob is an odd but real digit (a filled-loop 6) gets a lower
+# bar: the shape gates already passed, and the model was trained to be unsure of non-digits.
+LONE_MIN_CONFIDENCE = 0.50
 # ...or, beside a digit read with ROW_ANCHOR_CONFIDENCE, one of its height read with this much
 ROW_MIN_CONFIDENCE, ROW_ANCHOR_CONFIDENCE, ROW_HEIGHT_SHARE = 0.40, 0.90, 0.7
 MIN_ASPECT, MAX_ASPECT = 0.06, 3.0  # width / height of a digit's box
@@ -216,6 +219,8 @@ class Recognizer:
         def keep(blob: Candidate, q: np.ndarray) -> bool:
             if float(q.max()) >= MIN_CONFIDENCE:
                 return True
+            if len(readings) == 1:
+                return float(q.max()) >= LONE_MIN_CONFIDENCE
             # an unsure digit among sure ones of its size is reported, with its low
             # confidence: leaving it out would misread the number just the same
             return (bool(sure) and float(q.max()) >= ROW_MIN_CONFIDENCE
