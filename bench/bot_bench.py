@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `python bench/bot_bench.py` from the checkout
 
 from bench.photos import photo_set  # noqa: E402
-from tests.botapi_standin import BotApiStandIn, Call  # noqa: E402
+from tests.botapi_standin import BotApiStandIn, Call, most_in_window  # noqa: E402
 from tests.conftest import ADMIN_ID, SAMPLE, BotProcess  # noqa: E402
 
 PHOTO_POOL = 40  # distinct photos, reused round-robin
@@ -108,17 +108,6 @@ def reading(call: Call) -> str:
 def min_gap(times: list[float]) -> float:
     times = sorted(times)
     return min(np.diff(times), default=float("inf"))
-
-
-def most_in_window(times: list[float], window: float = 1.0) -> int:
-    """The most events within any `window` seconds (Telegram's limits are per second)."""
-    times = sorted(times)
-    best, start = 0, 0
-    for end, t in enumerate(times):
-        while t - times[start] >= window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 def start_times(tmp: Path) -> list[float]:

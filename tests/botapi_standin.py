@@ -244,6 +244,29 @@ class _HtmlCheck(HTMLParser):
             self.error = self.error or f"Unexpected end tag \"{tag}\""
 
 
+def most_in_window(times: list[float], window: float = 1.0) -> int:
+    """The most events within any ``window`` seconds (Telegram's limits are per second)."""
+    times = sorted(times)
+    best, start = 0, 0
+    for end, t in enumerate(times):
+        while t - times[start] >= window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def _message_text(params: dict[str, Any], too_long: str) -> str:
+    """The text of a send or an edit, checked as Telegram checks it."""
+    text = str(params.get("text") or "")
+    _check_markup(text, params.get("parse_mode"))
+    plain = _plain_html(text) if str(params.get("parse_mode")).lower() == "html" else text
+    if not plain.strip():
+        raise ApiError(400, "Bad Request: message text is empty")
+    if len(plain) > MAX_TEXT:
+        raise ApiError(400, f"Bad Request: {too_long}")
+    return plain
+
+
 def _check_markup(text: str, parse_mode: str | None) -> None:
     """Raise the 400 Telegram gives for text its parser rejects."""
     mode = (parse_mode or "").lower()
@@ -726,14 +749,8 @@ class BotApiStandIn:
     def max_rate(self, window: float = 1.0, chat_id: int | None = None,
                  methods: frozenset[str] = SEND_METHODS) -> int:
         """The most delivered messages (to the chat, or overall) in any ``window`` seconds."""
-        times = sorted(c.time for c in list(self.calls) if c.ok and c.method.lower() in methods
-                       and (chat_id is None or c.chat_id == chat_id))
-        best, start = 0, 0
-        for end, t in enumerate(times):
-            while t - times[start] >= window:
-                start += 1
-            best = max(best, end - start + 1)
-        return best
+        return most_in_window([c.time for c in list(self.calls) if c.ok and c.method.lower()
+                               in methods and (chat_id is None or c.chat_id == chat_id)], window)
 
     def rate(self, chat_id: int | None = None, methods: frozenset[str] = SEND_METHODS) -> float:
         """Mean delivered messages per second between the first and the last one."""
@@ -939,13 +956,7 @@ class BotApiStandIn:
 
     async def _api_sendmessage(self, params: dict[str, Any], files: dict[str, Upload]) -> Any:
         chat_id = self._check_chat(params)
-        text = str(params.get("text") or "")
-        _check_markup(text, params.get("parse_mode"))
-        plain = _plain_html(text) if str(params.get("parse_mode")).lower() == "html" else text
-        if not plain.strip():
-            raise ApiError(400, "Bad Request: message text is empty")
-        if len(plain) > MAX_TEXT:
-            raise ApiError(400, "Bad Request: message is too long")
+        plain = _message_text(params, too_long="message is too long")
         return self._bot_message(chat_id, params, text=plain)
 
     def _input_file(self, value: Any, files: dict[str, Upload], field_name: str) -> Upload | str:
@@ -1071,13 +1082,7 @@ class BotApiStandIn:
         message = self._edited(params)
         if "text" not in message:
             raise ApiError(400, "Bad Request: there is no text in the message to edit")
-        text = str(params.get("text") or "")
-        _check_markup(text, params.get("parse_mode"))
-        plain = _plain_html(text) if str(params.get("parse_mode")).lower() == "html" else text
-        if not plain.strip():
-            raise ApiError(400, "Bad Request: message text is empty")
-        if len(plain) > MAX_TEXT:
-            raise ApiError(400, "Bad Request: MESSAGE_TOO_LONG")
+        plain = _message_text(params, too_long="MESSAGE_TOO_LONG")
         return self._apply_edit(message, {"text": plain}, params)
 
     async def _api_editmessagecaption(self, params: dict[str, Any],
