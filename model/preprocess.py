@@ -187,6 +187,16 @@ def _convert(im: Image.Image, mode: str) -> Image.Image:
     return im.convert(mode)
 
 
+def shrink(image: np.ndarray, k: int) -> np.ndarray:
+    """1/k of the size by area averaging. The last rows/columns beyond a multiple of k are
+    left out: OpenCV has a fast path for whole factors, ~30× faster than its general one."""
+    h, w = image.shape[:2]
+    if h < k or w < k:
+        return cv2.resize(image, (max(1, w // k), max(1, h // k)), interpolation=cv2.INTER_AREA)
+    return cv2.resize(image[: h - h % k, : w - w % k], (w // k, h // k),
+                      interpolation=cv2.INTER_AREA)
+
+
 def ink_map(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     """Grayscale → (ink, inverted): uint8 ink strength, 0 = paper, 255 = full ink.
 
@@ -195,7 +205,7 @@ def ink_map(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     divided by it, which flattens uneven light. `inverted` is True for light-on-dark images.
     """
     h, w = gray.shape
-    small = cv2.resize(gray, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
+    small = shrink(gray, 4)
     inverted = _light_on_dark(small)
     if inverted:
         gray, small = cv2.bitwise_not(gray), cv2.bitwise_not(small)
@@ -242,7 +252,7 @@ def rule_angle(ink: np.ndarray) -> float | None:
     half size; a rule is a straight line with ink along at least a third of the image.
     """
     h, w = ink.shape
-    small = cv2.resize(ink, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    small = shrink(ink, 2)
     mask = cv2.threshold(small, RULE_INK, 255, cv2.THRESH_BINARY)[1]
     thin = cv2.subtract(mask, cv2.morphologyEx(mask, cv2.MORPH_OPEN, _ELLIPSE5))
     angles = []
@@ -290,9 +300,9 @@ def suppress_rules(ink: np.ndarray) -> np.ndarray:
         runs = cv2.morphologyEx(ink, cv2.MORPH_OPEN, along)
         thin = cv2.subtract(runs, cv2.morphologyEx(runs, cv2.MORPH_OPEN, across))
         # long connected parts, found at half size (labelling is the costly step)
-        half = cv2.resize(thin, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+        half = shrink(thin, 2)
         present = cv2.threshold(half, RULE_INK // 2, 255, cv2.THRESH_BINARY)[1]
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(present, connectivity=8)
+        n, labels, stats = _components(present)
         extent = (w if axis else h) / 2
         length = stats[1:, 2 if axis else 3]
         # a rule broken by a digit is still a rule: pieces on one line add up
@@ -319,6 +329,14 @@ def suppress_rules(ink: np.ndarray) -> np.ndarray:
         mend = rules if kind.max() == 1 else cv2.dilate((found == 1).view(np.uint8), _CROSS3)
         out = cv2.copyTo(mended, mend, out)  # `out` is subtract's own new array
     return out
+
+
+def _components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """8-connected blobs: (count, labels, stats). 16-bit labels when there cannot be more
+    blobs than they hold (fewer ink pixels than that): OpenCV is then ~3× faster."""
+    ltype = cv2.CV_16U if cv2.countNonZero(mask) < np.iinfo(np.uint16).max else cv2.CV_32S
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=ltype)
+    return n, labels, stats
 
 
 _ELLIPSE5 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
@@ -465,7 +483,7 @@ def _digit_groups(mask: np.ndarray, edge: np.ndarray, ink: np.ndarray,
     stroke = 2 * ink_px / max(1, rim)
     r = int(np.clip(round(BRIDGE * stroke), 1, 4))
     grown = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
+    n, labels, stats = _components(grown)
     bw, bh = stats[1:, 2], stats[1:, 3]
     inked = mask > 0
     ink_area = np.bincount(labels[inked], minlength=n)  # the blob's own ink, not its growth
