@@ -37,6 +37,7 @@ from bot.fairness import UserLanes
 from bot.logs import setup_logging
 from bot.models import ModelRegistry, ServingModel, read_metrics
 from bot.ratelimit import BotRateLimiter
+from bot.request import AiohttpRequest
 from bot.retrain import Retrainer, check_data
 from bot.storage import Storage
 from model.recognize import Result, render_annotated
@@ -384,7 +385,9 @@ def build_application(settings: Settings) -> Application:
         .base_file_url(f"{root}/file/bot")
         .rate_limiter(BotRateLimiter.from_settings(settings))
         .concurrent_updates(settings.max_concurrent_updates)
-        .pool_timeout(30)  # many users at once wait for a connection rather than fail
+        # many users at once wait for a connection (30 s) rather than fail
+        .request(AiohttpRequest(settings.http_connections, pool_timeout=30))
+        .get_updates_request(AiohttpRequest(1, read_timeout=5))
         .post_init(post_init)
         .post_stop(post_stop)
         .post_shutdown(post_shutdown)

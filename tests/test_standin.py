@@ -15,6 +15,7 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputMedia
 from telegram.error import BadRequest, InvalidToken, NetworkError, RetryAfter, TimedOut
 from telegram.request import HTTPXRequest
 
+from bot.request import AiohttpRequest
 from tests.botapi_standin import BotApiStandIn
 
 pytestmark = pytest.mark.timeout(60)
@@ -29,20 +30,24 @@ def jpeg(width: int = 640, height: int = 480, color: int = 200) -> bytes:
 
 def with_bot(scenario: Callable[[BotApiStandIn, Bot], Awaitable[None]],
              token: str | None = None) -> None:
-    """Run a scenario with a started stand-in and a PTB Bot pointed at it."""
+    """Run a scenario with a fresh stand-in and a PTB Bot pointed at it, twice: with PTB's own
+    HTTPXRequest and with the bot's AiohttpRequest (both must see the same Bot API)."""
 
-    async def main() -> None:
+    async def main(client: type[HTTPXRequest] | type[AiohttpRequest]) -> None:
         async with BotApiStandIn() as api:
-            request = HTTPXRequest(connect_timeout=2, read_timeout=5)
+            request = client(connect_timeout=2, read_timeout=5)
+            updates = client(read_timeout=10)
+            await asyncio.gather(request.initialize(), updates.initialize())
             bot = Bot(token or api.token, base_url=api.base_url,
                       base_file_url=api.base_file_url, request=request,
-                      get_updates_request=HTTPXRequest(read_timeout=10))
+                      get_updates_request=updates)
             try:
                 await scenario(api, bot)
             finally:
-                await request.shutdown()
+                await asyncio.gather(request.shutdown(), updates.shutdown())
 
-    asyncio.run(main())
+    for client in (HTTPXRequest, AiohttpRequest):
+        asyncio.run(main(client))
 
 
 def test_get_me_and_commands() -> None:
@@ -191,10 +196,14 @@ def test_faults_429_500_delay_and_outage() -> None:
         started = time.monotonic()
         await bot.get_me()
         assert time.monotonic() - started >= 1.0
+        api.delay("getMe", 2.0)
+        with pytest.raises(TimedOut):
+            await bot.get_me(read_timeout=0.5)
         port = api.port
         await api.go_down()
-        with pytest.raises((NetworkError, TimedOut)):
+        with pytest.raises((NetworkError, TimedOut)) as down:
             await bot.get_me()
+        assert api.token not in str(down.value)
         mid = api.send_text(USER, "sent while the server was away")
         await api.come_back()
         assert api.port == port
