@@ -39,7 +39,9 @@ class Settings(BaseSettings):
     # Serving.
     max_concurrent_updates: int = Field(1024, ge=1)
     recognize_threads: int = Field(2, ge=1)
-    http_connections: int = Field(8, ge=1)  # keep-alive connections to the Bot API
+    # Keep-alive connections to the Bot API: with Telegram ~0.1 s away, 30 replies/s plus the
+    # getFile calls and downloads keep a dozen busy; spare ones cost nothing.
+    http_connections: int = Field(64, ge=1)
     user_in_flight: int = Field(1, ge=1)  # photos of one user read at the same time
     queue_notice_after: int = Field(3, ge=1)  # waiting photos before the "one by one" note
     max_file_mb: float = Field(20, gt=0)  # Telegram lets bots download up to 20 MB

@@ -32,7 +32,7 @@ class AiohttpRequest(BaseRequest):
 
     def __init__(
         self,
-        connection_pool_size: int = 8,
+        connection_pool_size: int = 64,
         read_timeout: float | None = 5.0,
         connect_timeout: float | None = 5.0,
         pool_timeout: float | None = 30.0,
