@@ -1,8 +1,12 @@
-"""Outgoing request limits: PTB's AIORateLimiter plus the two things it leaves out.
+"""Outgoing request limits: PTB's AIORateLimiter plus what it leaves out.
 
-AIORateLimiter enforces Telegram's overall (30 msg/s) and per-group (20 msg/min) limits and
-retries after a 429. Telegram also asks for about 1 message per second in any one chat, and a
-5xx answer or a dropped connection on a send deserves a short retry, not a lost reply.
+AIORateLimiter enforces Telegram's per-group limit (20 msg/min) and retries after a 429.
+Telegram also asks for at most ~30 messages/s overall and about 1 per second in any one chat,
+and a 5xx answer or a dropped connection on a send deserves a short retry, not a lost reply.
+Both rates are checked at the moment a message is sent: a message first waits for its chat's
+turn (so it holds no overall slot meanwhile), then takes an overall slot and goes out only if
+its chat's gap has passed; otherwise it waits again (rare: when the overall queue's wait let an
+earlier message to that chat go out late).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ MAX_CHAT_LIMITERS = 4096  # forget idle per-chat buckets beyond this many
 
 
 class BotRateLimiter(AIORateLimiter):
-    """AIORateLimiter + a per-chat bucket + retries of sends that failed in transit."""
+    """AIORateLimiter + overall and per-chat pacing at send time + retries of failed sends."""
 
     def __init__(
         self,
@@ -39,17 +43,20 @@ class BotRateLimiter(AIORateLimiter):
         send_retries: int,
     ) -> None:
         super().__init__(
-            # One message every 1/30 s rather than buckets of 30: a full bucket after a quiet
-            # moment would let nearly 60 messages into one second.
-            overall_max_rate=1 if overall_per_s else 0,
-            overall_time_period=1 / overall_per_s if overall_per_s else 0,
+            overall_max_rate=0,  # paced below, at the moment of sending
             group_max_rate=group_per_min,
             group_time_period=60 if group_per_min else 0,
             max_retries=max_retries,
         )
+        # One message every 1/30 s rather than buckets of 30: a full bucket after a quiet
+        # moment would let nearly 60 messages into one second.
+        self._overall = AsyncLimiter(1, 1 / overall_per_s) if overall_per_s else None
         self._chat_burst = chat_burst
         self._chat_period = chat_burst / chat_per_s if chat_per_s else 0.0
         self._chat_limiters: dict[int, AsyncLimiter] = {}
+        # with no bursts allowed, sends to one chat are also spaced as they go out
+        self._chat_gap = self._chat_period if chat_burst == 1 else 0.0
+        self._chat_next_send: dict[int, float] = {}
         self._send_retries = send_retries
 
     @classmethod
@@ -79,6 +86,33 @@ class BotRateLimiter(AIORateLimiter):
             self._chat_limiters[chat_id] = limiter
         return limiter
 
+    def _paced(self, chat_id: object, callback: Callable[..., Coroutine[Any, Any, Any]]
+               ) -> Callable[..., Coroutine[Any, Any, Any]]:
+        """`callback` run right after an overall slot, and no sooner than the chat's gap after
+        its previous send."""
+        if chat_id is None:  # not a message (getFile, answerCallbackQuery...): no limits
+            return callback
+        paced_chat = self._chat_gap and isinstance(chat_id, int) and chat_id > 0
+
+        async def send(*args: Any, **kwargs: Any) -> Any:
+            loop = asyncio.get_running_loop()
+            while True:
+                async with self._overall or contextlib.nullcontext():
+                    now = loop.time()
+                    wait = self._chat_next_send.get(chat_id, now) - now if paced_chat else 0.0
+                    if wait <= 0:
+                        if paced_chat:
+                            self._forget_idle_chats(now)
+                            self._chat_next_send[chat_id] = now + self._chat_gap
+                        return await callback(*args, **kwargs)
+                await asyncio.sleep(wait)
+
+        return send
+
+    def _forget_idle_chats(self, now: float) -> None:
+        if len(self._chat_next_send) > MAX_CHAT_LIMITERS:
+            self._chat_next_send = {k: t for k, t in self._chat_next_send.items() if t > now}
+
     async def process_request(
         self,
         callback: Callable[..., Coroutine[Any, Any, bool | dict | list[dict]]],
@@ -93,11 +127,12 @@ class BotRateLimiter(AIORateLimiter):
             chat_id = int(chat_id)  # type: ignore[arg-type]
         for attempt in range(self._send_retries + 1):
             try:
-                # The chat's bucket first, then AIORateLimiter's: a message waiting for its
-                # chat's turn holds none of the overall 30/s, so the overall limit stays exact.
+                # The chat's turn, then AIORateLimiter (group limit, 429 retries), then the
+                # overall slot and the chat's gap, checked together as the message goes out.
                 async with self._chat_limiter(chat_id):
                     return await super().process_request(
-                        callback, args, kwargs, endpoint, data, rate_limit_args
+                        self._paced(chat_id, callback), args, kwargs, endpoint, data,
+                        rate_limit_args,
                     )
             except (BadRequest, TimedOut):
                 raise  # a 400 won't improve; a timed-out send may have arrived (no doubles)

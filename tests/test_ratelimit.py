@@ -1,0 +1,68 @@
+"""The bot's rate limiter on its own: both rates hold at the moment messages are sent.
+
+The bot's end-to-end figures are in bench/bot_bench.py and bench/load_bench.py; here faster
+rates than Telegram's keep the test short.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+
+from bot.ratelimit import BotRateLimiter
+from tests.botapi_standin import most_in_window
+
+OVERALL_PER_S = 50
+CHAT_PER_S = 10
+
+
+def send_all(limiter: BotRateLimiter, chats: list[int | None]) -> list[tuple[int | None, float]]:
+    """Every message at once through the limiter; (chat, time it went out) for each."""
+
+    async def main() -> list[tuple[int | None, float]]:
+        loop = asyncio.get_running_loop()
+        sent: list[tuple[int | None, float]] = []
+
+        async def send(chat: int | None) -> bool:
+            sent.append((chat, loop.time()))
+            await asyncio.sleep(0.01 * (chat or 0) % 0.05)  # uneven "network" times
+            return True
+
+        await asyncio.gather(*(
+            limiter.process_request(send, (chat,), {}, "sendMessage",
+                                    {} if chat is None else {"chat_id": chat}, None)
+            for chat in chats
+        ))
+        return sent
+
+    return asyncio.run(main())
+
+
+def limiter(on: bool = True) -> BotRateLimiter:
+    return BotRateLimiter(overall_per_s=OVERALL_PER_S if on else 0, group_per_min=0,
+                          chat_per_s=CHAT_PER_S if on else 0, chat_burst=1, max_retries=0,
+                          send_retries=0)
+
+
+def test_overall_and_per_chat_rates_hold_as_messages_go_out() -> None:
+    # 3 busy chats (8 messages each) among 40 chats with one message each
+    chats = [1, 2, 3] * 8 + list(range(100, 140))
+    sent = send_all(limiter(), chats)
+    assert sorted(c for c, _ in sent) == sorted(chats)  # nothing lost or doubled
+    times = [t for _, t in sent]
+    assert most_in_window(times) <= OVERALL_PER_S
+    assert min(np.diff(sorted(times))) >= 1 / OVERALL_PER_S - 0.002
+    for chat in (1, 2, 3):
+        gaps = np.diff(sorted(t for c, t in sent if c == chat))
+        assert gaps.min() >= 1 / CHAT_PER_S - 0.002, gaps
+    # the busy chats wait for their turn without holding up the others
+    lone = [t for c, t in sent if c >= 100]
+    assert max(lone) - min(times) < len(chats) / OVERALL_PER_S + 0.1
+
+
+def test_lifted_limits_send_at_once_and_non_messages_are_not_paced() -> None:
+    sent = send_all(limiter(on=False), [7] * 30)
+    assert len(sent) == 30 and max(t for _, t in sent) - min(t for _, t in sent) < 0.05
+    sent = send_all(limiter(), [None] * 30)  # getFile, answerCallbackQuery...: no chat_id
+    assert len(sent) == 30 and max(t for _, t in sent) - min(t for _, t in sent) < 0.05
