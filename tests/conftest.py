@@ -68,6 +68,12 @@ class BotProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def kill(self) -> None:
+        """SIGKILL: no cleanup at all."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(10)
+
     def stop(self, timeout: float = 30) -> int:
         """SIGTERM (graceful shutdown) and wait; SIGKILL if it hangs. Returns the exit code."""
         assert self.proc is not None

@@ -15,8 +15,6 @@ import re
 import shutil
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from functools import cache
@@ -32,12 +30,10 @@ from bot.models import RELEASE_VERSION, ModelRegistry
 from bot.storage import Storage
 from model import RELEASE_DIR
 from tests.botapi_standin import BotApiStandIn, Call
+from tests.conftest import SAMPLE, BotProcess
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "tests" / "data" / "mnist_sample.npz"
 ADMIN = 900_001
 ADMIN_USERNAME = "boss"
-STARTUP_S = 30  # generous: the first start on a cold 2-core machine imports LiteRT and OpenCV
 REPLY_S = 20
 
 pytestmark = pytest.mark.timeout(180)
@@ -95,70 +91,6 @@ def db_counts(db: Path) -> dict[str, int]:
         return {t: con.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables}
 
 
-class BotProcess:
-    """``python -m bot`` as a child process, pointed at the stand-in."""
-
-    def __init__(self, api: BotApiStandIn, data_dir: Path, **env: str) -> None:
-        self.api = api
-        self.data_dir = data_dir
-        self.log_path = data_dir / f"bot-{time.monotonic_ns()}.log"
-        self.env = {
-            **os.environ,
-            "BOT_TOKEN": api.token,
-            "TELEGRAM_API_URL": api.url,
-            "DATA_DIR": str(data_dir),
-            "ADMIN_IDS": str(ADMIN),
-            "MNIST_PATH": str(SAMPLE),
-            "LOG_LEVEL": "INFO",
-            "PYTHONUNBUFFERED": "1",
-            **env,
-        }
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> BotProcess:
-        started = time.monotonic()
-        data_dir = self.data_dir
-        data_dir.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "bot"], cwd=data_dir,
-                                         env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            self.api.run(self.api.wait_polling(after=started, timeout=STARTUP_S))
-        except TimeoutError:
-            self.stop()
-            pytest.fail(f"the bot did not start polling:\n{self.log()[-3000:]}")
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def kill(self) -> None:
-        """SIGKILL: no cleanup at all."""
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait(10)
-
-    def stop(self) -> int:
-        """SIGTERM and wait (graceful shutdown); returns the exit code."""
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        return self.proc.returncode
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-
 @pytest.fixture
 def api() -> Iterator[BotApiStandIn]:
     standin = BotApiStandIn(thumbnails=False)
@@ -173,7 +105,7 @@ def start_bot(api: BotApiStandIn, tmp_path: Path) -> Iterator[Callable[..., BotP
     bots: list[BotProcess] = []
 
     def start(**env: str) -> BotProcess:
-        bot = BotProcess(api, tmp_path / "data", **env).start()
+        bot = BotProcess(api, tmp_path / "data", ADMIN_IDS=str(ADMIN), **env).start()
         bots.append(bot)
         return bot
 
