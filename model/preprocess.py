@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import io
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -64,6 +64,7 @@ HAIRLINE_STROKE = 5  # px: blobs this bold may lose hair-thin lines (see _cut_ha
 BRIDGE = 0.5  # gaps up to this × the stroke width are bridged when labelling blobs
 SIDE_BY_SIDE = 0.7  # blank-separated pieces this tall (× the blob's height) are separate digits
 JOIN_GAP, JOIN_ASPECT = 0.08, 1.3  # neighbours this close may be pieces of one digit
+CROP_MARGIN = 0.15  # margin (× the longest side) for a second look at a tightly cropped digit
 MNIST_BOX = 20
 ALT_BOX = 18  # a second view of each digit, a little smaller: the model reads both, averaged
 STROKE_TARGET = 0.14  # MNIST's median stroke width / longest box side (measured on x_test)
@@ -102,6 +103,7 @@ class Decoded:
     gray: np.ndarray  # uint8 (h, w) (or (h, w, 3) for RGB), orientation-corrected
     size: tuple[int, int]  # (width, height) of the orientation-corrected original
     scale: tuple[float, float]  # original px per working px, (x, y)
+    offset: int = 0  # working px of margin added around the photo (`with_margin`)
 
 
 @dataclass
@@ -364,6 +366,23 @@ _SQUARE3 = np.ones((3, 3), np.uint8)
 def find_digits(data: bytes) -> tuple[Decoded, list[Candidate]]:
     """Photo bytes → the decoded photo and its digit candidates, left to right."""
     decoded = decode(data)
+    return decoded, candidates_in(decoded)
+
+
+def with_margin(decoded: Decoded) -> Decoded:
+    """The photo on a wider sheet of its own paper (the median of its outermost pixels): a
+    digit cropped tight (a scan's or a dataset's cell, a photo cut to the digit) touches the
+    frame, where blobs are otherwise taken for cut-off things."""
+    gray = decoded.gray
+    rim = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    pad = max(4, round(CROP_MARGIN * max(gray.shape)))
+    padded = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_CONSTANT,
+                                value=int(np.median(rim)))
+    return replace(decoded, gray=padded, offset=decoded.offset + pad)
+
+
+def candidates_in(decoded: Decoded) -> list[Candidate]:
+    """The digit candidates of a decoded photo, left to right."""
     ink, _ = ink_map(decoded.gray)
     inverse = None
     inside = np.full_like(ink, 255)
@@ -403,7 +422,7 @@ def find_digits(data: bytes) -> tuple[Decoded, list[Candidate]]:
             if len(whole.parts) < 2:
                 whole.parts = []
         candidates.append(whole)
-    return decoded, candidates
+    return candidates
 
 
 def _cut_hairlines(mask: np.ndarray, edge: np.ndarray) -> np.ndarray:
@@ -474,6 +493,7 @@ def _to_original(box: tuple[int, int, int, int], inverse: np.ndarray | None,
     corners = np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]], np.float64)
     if inverse is not None:
         corners = corners @ inverse[:, :2].T + inverse[:, 2]
+    corners -= decoded.offset
     sx, sy = decoded.scale
     width, height = decoded.size
     return (

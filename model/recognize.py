@@ -21,7 +21,14 @@ import cv2
 import numpy as np
 
 from model import RELEASE_DIR
-from model.preprocess import Candidate, ImageError, decode, find_digits
+from model.preprocess import (
+    Candidate,
+    ImageError,
+    candidates_in,
+    decode,
+    find_digits,
+    with_margin,
+)
 
 # Rejection: a blob is reported as a digit only when it is shaped like one (aspect, ink
 # density, strokes rather than a patch of ink) and the model is sure enough of it.
@@ -49,6 +56,9 @@ SPLIT_ROW_ASPECT = 1.6  # width / the row's height: surely more than one digit's
 SPLIT_WHOLE_SURE, SPLIT_SURE_ASPECT = 0.99, 2.2
 JOIN_BOTH_BELOW, JOIN_MARGIN, JOIN_SURE, JOIN_UNEQUAL = 0.7, 0.2, 0.9, 0.75
 SLIVER_ASPECT, SLIVER_OVERLAP = 0.3, 0.5  # see _sliver
+# A photo with no digit is looked at again on a wider margin (a digit cropped tight touches
+# the frame); what that finds counts only if it spans this share of the photo both ways.
+CROP_FILL = 0.6
 ANNOTATED_SIDE = 1280
 
 log = logging.getLogger(__name__)
@@ -157,13 +167,17 @@ class Recognizer:
         start = time.perf_counter()
         try:
             decoded, candidates = find_digits(image_bytes)
+            digits = self._read(candidates, min(decoded.size))
+            if not digits:  # a digit cropped tight touches the frame: look again with a margin
+                again = self._read(candidates_in(with_margin(decoded)), min(decoded.size))
+                if _fills_frame(again, decoded.size):
+                    digits = again
         except ImageError as exc:
             return Result("error", error=str(exc), seconds=time.perf_counter() - start)
         except Exception:  # a pathological image (or a bug) must not take the caller down
             log.exception("recognize failed on a %d-byte image", len(image_bytes))
             return Result("error", error="I couldn't process that image, sorry.",
                           seconds=time.perf_counter() - start)
-        digits = self._read(candidates, min(decoded.size))
         status = "ok" if digits else "no_digit"
         return Result(status, text="".join(str(d.digit) for d in digits), digits=digits,
                       seconds=time.perf_counter() - start)
@@ -227,6 +241,18 @@ class Recognizer:
                     and blob.box[3] - blob.box[1] >= ROW_HEIGHT_SHARE * height)
 
         return [_digit(blob, q) for blob, q in readings if keep(blob, q)]
+
+
+def _fills_frame(digits: list[Digit], size: tuple[int, int]) -> bool:
+    """Whether the digits span most of the photo both ways, as in a photo cropped to them
+    (and unlike the table's edge or a shadow along one side of a blank page)."""
+    if not digits:
+        return False
+    x0 = min(d.box[0] for d in digits)
+    y0 = min(d.box[1] for d in digits)
+    x1 = max(d.box[2] for d in digits)
+    y1 = max(d.box[3] for d in digits)
+    return x1 - x0 >= CROP_FILL * size[0] and y1 - y0 >= CROP_FILL * size[1]
 
 
 def _prefer_join(a: Candidate, b: Candidate, pa: np.ndarray, pb: np.ndarray,

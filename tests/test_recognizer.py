@@ -188,6 +188,23 @@ def test_white_on_black_screenshot(rec: Recognizer, digits: dict) -> None:
     assert right >= 9, f"{right}/10 screenshots read right"
 
 
+def test_digits_cropped_tight_to_their_ink(rec: Recognizer, digits: dict) -> None:
+    """A digit cut out to its own box (a scan's cell, a dataset's image, a photo cropped to the
+    digit) touches every side of the frame; it is read all the same, at 16 px as at 200 px."""
+    right = 0
+    for label in range(10):
+        glyph = digits[label][0]
+        ys, xs = np.nonzero(glyph > 40)
+        tight = 255 - glyph[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+        for height in (16, 200):
+            width = max(1, round(tight.shape[1] * height / tight.shape[0]))
+            img = cv2.resize(tight, (width, height), interpolation=cv2.INTER_AREA
+                             if height < tight.shape[0] else cv2.INTER_CUBIC)
+            res = rec.recognize(encode(img, ".png"))
+            right += res.text == str(label) and res.digits[0].box[3] > 0.6 * height
+    assert right >= 18, f"{right}/20 tight crops read right"
+
+
 @pytest.mark.parametrize("lines", ["ruled", "squared"])
 def test_lined_and_squared_paper(rec: Recognizer, digits: dict, lines: str) -> None:
     rng = np.random.default_rng(RNG_SEED)
@@ -260,6 +277,9 @@ def test_blank_pages_have_no_digit(rec: Recognizer) -> None:
     shadowed[:, 500:] *= 0.7  # a hard shadow edge across the sheet
     pages.append(cv2.GaussianBlur(shadowed, (0, 0), 3))
     pages.append(np.full((600, 800, 3), 20, np.float32))  # an empty dark screen
+    beside = paper(1280, 960, rng, "ruled")
+    beside[:, 1130:] = (60.0, 85.0, 120.0)  # the table beyond the sheet's edge, along one side
+    pages.append(beside)
     for page in pages:
         res = rec.recognize(encode(page))
         assert (res.status, res.text, res.digits) == ("no_digit", "", []), res
