@@ -11,7 +11,7 @@ STIX, OpenCV's own), slanted and elastically wobbled, then photographed like the
 
 API
 ---
-``KINDS = ("digit", "number", "blank", "other", "nondigit")``
+``KINDS = ("digit", "number", "blank", "other", "nondigit", "crop")``
 
 ``load_test_digits(path=None) -> (x_test, y_test)``
     uint8 (N, 28, 28) and int labels from a Keras-layout mnist.npz (path, else $MNIST_PATH, else
@@ -47,7 +47,9 @@ frame, never clipped. A number is 2-5 digits (no leading zero) written in a row:
 a wobbly common baseline, gaps of 0.1-0.45 digit heights, each digit slightly rotated; rarely two
 digits nearly touch. About one in ten digit and number photos is a screenshot instead: a light
 digit drawn on a dark canvas, lossless PNG, no camera effects. Blank photos are paper (with
-``screen=True``: an empty dark canvas).
+``screen=True``: an empty dark canvas). A ``"crop"`` is no photo but a digit cut out to its own
+ink, as a scanner's cell or a dataset's image gives it: 16-300 px high, a margin of 0-2 px (so it
+touches the frame), mostly dark on light, PNG or JPEG.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from model.data import DataError
 
-KINDS = ("digit", "number", "blank", "other", "nondigit")
+KINDS = ("digit", "number", "blank", "other", "nondigit", "crop")
 MAX_SIDE = 1280  # Telegram's largest photo side
 PHOTO_SIZES = ((1280, 960), (960, 1280), (1280, 720), (720, 1280), (800, 600), (640, 480))
 SCREEN_SIZES = ((720, 1280), (1280, 720), (800, 800), (1024, 768), (600, 600))
@@ -770,6 +772,10 @@ def make_photo(
     sources: list[int] = []
     glyphs: list[np.ndarray] = []
     style_meta: dict = {}
+    if kind == "crop":
+        if test_images is None or test_labels is None:
+            raise ValueError("kind 'crop' needs MNIST test images and labels")
+        return _crop_photo(rng, test_images, test_labels)
     if kind == "digit" or kind == "number":
         if test_images is None or test_labels is None:
             raise ValueError(f"kind {kind!r} needs MNIST test images and labels")
@@ -839,6 +845,36 @@ def make_photo(
     return _encode(img, fmt, quality), truth
 
 
+def _crop_photo(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray
+                ) -> tuple[bytes, Truth]:
+    """A digit cut out to its own ink (see the module's docstring)."""
+    label = int(rng.integers(0, 10))
+    index = int(rng.choice(np.flatnonzero(labels == label)))
+    glyph = _mnist_glyph(images[index])
+    height = int(np.exp(rng.uniform(np.log(16), np.log(300))))
+    width = max(1, round(glyph.shape[1] * height / glyph.shape[0]))
+    shrinking = height < glyph.shape[0]
+    alpha = cv2.resize(glyph, (width, height),
+                       interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
+    margin = int(rng.integers(0, 3))
+    alpha = cv2.copyMakeBorder(alpha.clip(0, 1), margin, margin, margin, margin,
+                               cv2.BORDER_CONSTANT, value=0)
+    dark_on_light = rng.random() < 0.8
+    if dark_on_light:
+        paper, ink = rng.uniform(0.8, 1.0), rng.uniform(0.0, 0.35)
+    else:
+        paper, ink = rng.uniform(0.0, 0.2), rng.uniform(0.75, 1.0)
+    img = np.repeat((paper + (ink - paper) * alpha)[..., None], 3, axis=2).astype(np.float32)
+    fmt = "png" if rng.random() < 0.5 else "jpeg"
+    quality = int(rng.integers(70, 96))
+    h, w = img.shape[:2]
+    style = "crop/" + ("dark-on-light" if dark_on_light else "light-on-dark")
+    meta = {"height": height, "margin": margin, **({"quality": quality} if fmt == "jpeg" else {})}
+    truth = Truth("crop", str(label), [(margin, margin, w - margin, h - margin)], (w, h), fmt,
+                  style, [index], meta)
+    return _encode(img, fmt, quality), truth
+
+
 def photo_set(
     n: int,
     kind: str,
@@ -853,7 +889,7 @@ def photo_set(
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
     images = labels = None
-    if kind in ("digit", "number"):
+    if kind in ("digit", "number", "crop"):
         images, labels = test_digits if test_digits is not None else load_test_digits(mnist_path)
     out = []
     for i in range(n):

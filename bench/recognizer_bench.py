@@ -1,8 +1,8 @@
 """Recognizer accuracy and speed on generated phone photos (bench/photos.py).
 
     .venv/bin/python bench/recognizer_bench.py [--n-digit 1000] [--n-number 500] [--n-blank 300]
-        [--n-other 300] [--n-nondigit 300] [--n-speed 300] [--seed 0] [--model PATH] [--mnist PATH]
-        [--show-failures DIR]
+        [--n-other 300] [--n-nondigit 300] [--n-crop 300] [--n-speed 300] [--seed 0]
+        [--model PATH] [--mnist PATH] [--show-failures DIR]
 
 Handwriting comes from MNIST's *test* split only (the model trains on x_train); "other" photos use
 no MNIST at all (font and pen-stroke digits) and stand in for writers the project has never seen.
@@ -140,6 +140,8 @@ def main() -> None:
     parser.add_argument("--n-other", type=int, default=300, help="non-MNIST digit photos")
     parser.add_argument("--n-nondigit", type=int, default=300,
                         help="photos of words, doodles, smudges...: must be no_digit")
+    parser.add_argument("--n-crop", type=int, default=300,
+                        help="digits cut out to their ink (scans, datasets), 16-300 px")
     parser.add_argument("--n-speed", type=int, default=300, help="1280x960 JPEGs to time")
     parser.add_argument("--n", type=int, help="scale: sets every count to N (speed: N too)")
     parser.add_argument("--seed", type=int, default=0)
@@ -162,6 +164,7 @@ def main() -> None:
         "blank": args.n_blank,
         "other": args.n_other,
         "nondigit": args.n_nondigit,
+        "crop": args.n_crop,
     }
     n_speed = args.n_speed
     if args.n is not None:
@@ -207,6 +210,7 @@ def main() -> None:
         "blank": "blank paper, reported no_digit",
         "other": "other sources (non-MNIST), correct",
         "nondigit": "not digits (words, doodles...), no_digit",
+        "crop": "digits cut out to their ink, correct",
     }
     print(f"| {'photos':<44} | {'n':>5} | {'result':>7} | {'false accepts':>13} |")
     print(f"|{'-' * 46}|{'-' * 7}|{'-' * 9}|{'-' * 15}|")
