@@ -43,7 +43,8 @@ from PIL import (  # noqa: F401  (importing a plugin registers its format with I
 
 MAX_PIXELS = 40_000_000  # a 40-megapixel photo is already far more than a digit needs
 MAX_SIDE = 20_000  # absurd sides (a 1×30000 strip) are refused even under MAX_PIXELS
-MIN_SIDE = 8  # smaller than this cannot hold a readable digit
+MIN_SIDE = 8  # a longest side under this cannot hold a readable digit
+MIN_THIN_SIDE = 2  # ...nor a shortest side under this (a tight "1" may be 3 px wide)
 WORK_SIDE = 640  # the longest side the segmentation works at
 MIN_WORK_SIDE = 256  # tiny images are upscaled so that kernel sizes stay meaningful
 FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")  # (JPEG covers MPO); never EPS and co.
@@ -141,7 +142,7 @@ def decode(data: bytes, side: int = WORK_SIDE, mode: str = "L") -> Decoded:
         width, height = im.size
         if width * height > MAX_PIXELS or max(width, height) > MAX_SIDE:
             raise ImageError(TOO_LARGE.format(size=f" ({width}×{height})"))
-        if min(width, height) < MIN_SIDE:
+        if max(width, height) < MIN_SIDE or min(width, height) < MIN_THIN_SIDE:
             raise ImageError(TOO_SMALL)
         try:
             orientation = im.getexif().get(0x0112, 1) if im.format in ("JPEG", "MPO") else 1
