@@ -78,6 +78,14 @@ def is_admin(update: Update, settings: Settings) -> bool:
     return user is not None and user.id in settings.admin_ids
 
 
+async def refused(update: Update, settings: Settings, command: str) -> bool:
+    """Tell a non-admin that `command` is for admins only; True when refused."""
+    if is_admin(update, settings):
+        return False
+    await update.effective_message.reply_text(f"Sorry, /{command} is only for the bot's admins.")
+    return True
+
+
 # --- users ------------------------------------------------------------------------------
 
 
@@ -283,8 +291,7 @@ async def retrain(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Admins: train a new model in a separate process; promote it if not worse."""
     svc = services(context)
     message = update.effective_message
-    if not is_admin(update, svc.settings):
-        await message.reply_text("Sorry, /retrain is only for the bot's admins.")
+    if await refused(update, svc.settings, "retrain"):
         return
     maximum = svc.settings.retrain_max_epochs
     usage = f"Usage: /retrain [EPOCHS], EPOCHS a whole number from 1 to {maximum}."
@@ -307,8 +314,7 @@ async def retrain(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def models(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Admins: list the model versions with their accuracy; the serving one is marked."""
     svc = services(context)
-    if not is_admin(update, svc.settings):
-        await update.effective_message.reply_text("Sorry, /models is only for the bot's admins.")
+    if await refused(update, svc.settings, "models"):
         return
     await update.effective_message.reply_text(replies.models_text(svc.registry.versions()))
 
@@ -317,8 +323,7 @@ async def rollback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Admins: serve the previous version again (hot swap, no restart)."""
     svc = services(context)
     message = update.effective_message
-    if not is_admin(update, svc.settings):
-        await message.reply_text("Sorry, /rollback is only for the bot's admins.")
+    if await refused(update, svc.settings, "rollback"):
         return
     if svc.retrainer.busy:
         await message.reply_text("A retraining is running; roll back after it reports.")
