@@ -56,9 +56,6 @@ def test_overall_and_per_chat_rates_hold_as_messages_go_out() -> None:
     for chat in (1, 2, 3):
         gaps = np.diff(sorted(t for c, t in sent if c == chat))
         assert gaps.min() >= 1 / CHAT_PER_S - 0.002, gaps
-    # the busy chats wait for their turn without holding up the others
-    lone = [t for c, t in sent if c >= 100]
-    assert max(lone) - min(times) < len(chats) / OVERALL_PER_S + 0.1
 
 
 def test_lifted_limits_send_at_once_and_non_messages_are_not_paced() -> None:
