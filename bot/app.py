@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 from telegram import BotCommand, InputMediaPhoto, Message, Update
 from telegram.constants import ChatAction
-from telegram.error import BadRequest, TelegramError
+from telegram.error import TelegramError
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -239,7 +239,8 @@ async def feedback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     mark = replies.feedback_mark(prediction.reading, label)
     await query.answer(mark)
-    with contextlib.suppress(BadRequest):  # e.g. the message is too old to edit
+    # the mark under the reading is a courtesy: the feedback is stored and acknowledged
+    with contextlib.suppress(TelegramError):  # e.g. the message is too old to edit
         if isinstance(message, Message) and message.caption is not None:
             await query.edit_message_caption(f"{message.caption}\n\n{mark}")
         elif isinstance(message, Message) and message.text is not None:
@@ -260,7 +261,8 @@ async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         mtime = (model.path / "model.tflite").stat().st_mtime
         trained = datetime.fromtimestamp(mtime, UTC).isoformat(timespec="seconds")
     caption = replies.stats_caption(version, metrics, trained[:10], svc.storage.live_stats())
-    await context.bot.send_chat_action(update.effective_chat.id, ChatAction.UPLOAD_PHOTO)
+    with contextlib.suppress(TelegramError):  # "sending a photo…" is a courtesy too
+        await context.bot.send_chat_action(update.effective_chat.id, ChatAction.UPLOAD_PHOTO)
     pictures = await asyncio.to_thread(
         stats_pictures, model.path, svc.storage.recent_latencies()
     )
@@ -357,7 +359,10 @@ def _too_big(size: int, limit: int) -> str:
 
 
 async def post_init(application: Application) -> None:
-    await application.bot.set_my_commands(COMMANDS)
+    try:
+        await application.bot.set_my_commands(COMMANDS)
+    except TelegramError as exc:  # the menu is a convenience; serving matters more
+        log.warning("Could not register the command menu: %s", exc)
 
 
 async def post_stop(application: Application) -> None:

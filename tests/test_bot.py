@@ -299,6 +299,22 @@ def test_stats_sends_the_model_charts_with_live_figures(standin: BotApiStandIn,
         assert picture.format == "PNG" and min(picture.size) >= 200
 
 
+def test_courtesy_calls_failing_cost_no_answer(standin: BotApiStandIn, bot: BotProcess) -> None:
+    """A Bot API server that lacks (404) the chat action or the edit of a reading still gets
+    the /stats charts, and a feedback press is still stored and acknowledged."""
+    standin.fail("sendChatAction", status=404)
+    reply = ask(standin, 109, lambda: standin.send_command(109, "stats"))
+    assert reply.method in ("sendMediaGroup", "sendPhoto") and reply.photo_bytes
+    image, _ = digit_photo(0)
+    mid = standin.send_photo(109, image)
+    reading_reply = standin.run(standin.wait_reply(109, mid, timeout=REPLY_S))
+    standin.fail("editMessageText", status=404)
+    assert "Confirmed" in press(standin, 109, reading_reply.result["message_id"],
+                                buttons(reading_reply)[0])
+    assert db_rows(bot, "SELECT confirmed FROM feedback WHERE user_id = 109") == [(1,)]
+    assert bot.alive()
+
+
 BAD_INPUT = {
     "plain text": lambda api, u: api.send_text(u, "hello, what can you do?"),
     "unknown command": lambda api, u: api.send_command(u, "frobnicate", "now"),
