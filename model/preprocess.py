@@ -65,6 +65,7 @@ HAIRLINE_STROKE = 5  # px: blobs this bold may lose hair-thin lines (see _cut_ha
 BRIDGE = 0.5  # gaps up to this × the stroke width are bridged when labelling blobs
 SIDE_BY_SIDE = 0.7  # blank-separated pieces this tall (× the blob's height) are separate digits
 JOIN_GAP, JOIN_ASPECT = 0.08, 1.3  # neighbours this close may be pieces of one digit
+FRAME_RATIO = 1.3  # a line this much wider than a blob above or below it is not its piece
 CROP_MARGIN = 0.15  # margin (× the longest side) for a second look at a tightly cropped digit
 MNIST_BOX = 20
 ALT_BOX = 18  # a second view of each digit, a little smaller: the model reads both, averaged
@@ -615,7 +616,12 @@ def _merge_pieces(boxes: list[list]) -> list[list]:
         inside = (y0[:, None] >= y0[None] - 0.15 * bh[None]) & (
             y1[:, None] <= y1[None] + 0.15 * bh[None])
         beside = small & inside & (overlap >= -0.12 * bh[None])
-        join = stacked | beside | beside.T
+        # a horizontal line wider than the blob above or below it (what rule removal left of
+        # a form cell's frame, a rule's remnant) is not its piece
+        w, h = x1 - x0, y1 - y0
+        bar = np.array([_line_like(bb) for bb in boxes]) & (w > 4 * h)
+        overlong = bar[:, None] & (w[:, None] > FRAME_RATIO * w[None])
+        join = (stacked | beside | beside.T) & ~overlong & ~overlong.T
         np.fill_diagonal(join, False)
         if not join.any():
             break

@@ -205,6 +205,19 @@ def test_digits_cropped_tight_to_their_ink(rec: Recognizer, digits: dict) -> Non
     assert right >= 18, f"{right}/20 tight crops read right"
 
 
+def test_digit_written_in_a_printed_box(rec: Recognizer, digits: dict) -> None:
+    """A form's cell around the digit: its long sides look like paper rules and go; what is
+    left of its top and bottom is wider than the digit and is not taken for a piece of it."""
+    rng = np.random.default_rng(RNG_SEED)
+    right = 0
+    for label in range(10):
+        img = paper(640, 480, rng)
+        cv2.rectangle(img, (220, 120), (420, 360), (120.0, 110.0, 100.0), 2)
+        put_digit(img, digits[label][0], 280, 160, 160)
+        right += rec.recognize(encode(img)).text == str(label)
+    assert right >= 9, f"{right}/10 boxed digits read right"
+
+
 @pytest.mark.parametrize("lines", ["ruled", "squared"])
 def test_lined_and_squared_paper(rec: Recognizer, digits: dict, lines: str) -> None:
     rng = np.random.default_rng(RNG_SEED)
