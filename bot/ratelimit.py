@@ -3,10 +3,9 @@
 AIORateLimiter enforces Telegram's per-group limit (20 msg/min) and retries after a 429.
 Telegram also asks for at most ~30 messages/s overall and about 1 per second in any one chat,
 and a 5xx answer or a dropped connection on a send deserves a short retry, not a lost reply.
-Both rates are checked at the moment a message is sent: a message first waits for its chat's
-turn (so it holds no overall slot meanwhile), then takes an overall slot and goes out only if
-its chat's gap has passed; otherwise it waits again (rare: when the overall queue's wait let an
-earlier message to that chat go out late).
+Both rates hold at the moment a message is sent: one chat's messages go one at a time, each
+waiting until its chat's window allows it (from when the previous ones were *sent*), then for
+an overall slot, and it is sent right then.
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -26,7 +26,7 @@ from bot.config import Settings
 log = logging.getLogger(__name__)
 
 RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0)
-MAX_CHAT_LIMITERS = 4096  # forget idle per-chat buckets beyond this many
+MAX_CHATS = 4096  # forget idle chats' send times beyond this many
 
 
 class BotRateLimiter(AIORateLimiter):
@@ -51,12 +51,10 @@ class BotRateLimiter(AIORateLimiter):
         # One message every 1/30 s rather than buckets of 30: a full bucket after a quiet
         # moment would let nearly 60 messages into one second.
         self._overall = AsyncLimiter(1, 1 / overall_per_s) if overall_per_s else None
-        self._chat_burst = chat_burst
-        self._chat_period = chat_burst / chat_per_s if chat_per_s else 0.0
-        self._chat_limiters: dict[int, AsyncLimiter] = {}
-        # with no bursts allowed, sends to one chat are also spaced as they go out
-        self._chat_gap = self._chat_period if chat_burst == 1 else 0.0
-        self._chat_next_send: dict[int, float] = {}
+        self._chat_burst = chat_burst  # messages a chat may get within one window
+        self._chat_window = chat_burst / chat_per_s if chat_per_s else 0.0
+        self._chat_turns: dict[int, asyncio.Lock] = {}
+        self._chat_sent: dict[int, deque[float]] = {}  # each chat's latest send times
         self._send_retries = send_retries
 
     @classmethod
@@ -72,46 +70,44 @@ class BotRateLimiter(AIORateLimiter):
             send_retries=settings.send_retries,
         )
 
-    def _chat_limiter(self, chat_id: object) -> contextlib.AbstractAsyncContextManager:
-        """A bucket for a private chat (groups are AIORateLimiter's job)."""
-        if not self._chat_period or not isinstance(chat_id, int) or chat_id < 0:
-            return contextlib.nullcontext()
-        if len(self._chat_limiters) > MAX_CHAT_LIMITERS:
-            for key, limiter in list(self._chat_limiters.items()):
-                if limiter.has_capacity(limiter.max_rate):
-                    del self._chat_limiters[key]
-        limiter = self._chat_limiters.get(chat_id)
-        if limiter is None:
-            limiter = AsyncLimiter(self._chat_burst, self._chat_period)
-            self._chat_limiters[chat_id] = limiter
-        return limiter
-
     def _paced(self, chat_id: object, callback: Callable[..., Coroutine[Any, Any, Any]]
                ) -> Callable[..., Coroutine[Any, Any, Any]]:
-        """`callback` run right after an overall slot, and no sooner than the chat's gap after
-        its previous send."""
+        """`callback`, sent right after an overall slot and, in a private chat, only when the
+        chat's window since its earlier sends allows it."""
         if chat_id is None:  # not a message (getFile, answerCallbackQuery...): no limits
             return callback
-        paced_chat = self._chat_gap and isinstance(chat_id, int) and chat_id > 0
+        overall = self._overall or contextlib.nullcontext()
+        if not self._chat_window or not isinstance(chat_id, int) or chat_id < 0:
 
-        async def send(*args: Any, **kwargs: Any) -> Any:
+            async def send(*args: Any, **kwargs: Any) -> Any:
+                async with overall:
+                    pass
+                return await callback(*args, **kwargs)
+
+            return send
+
+        async def send_in_turn(*args: Any, **kwargs: Any) -> Any:
             loop = asyncio.get_running_loop()
-            while True:
-                async with self._overall or contextlib.nullcontext():
-                    now = loop.time()
-                    wait = self._chat_next_send.get(chat_id, now) - now if paced_chat else 0.0
-                    if wait <= 0:
-                        if paced_chat:
-                            self._forget_idle_chats(now)
-                            self._chat_next_send[chat_id] = now + self._chat_gap
-                        return await callback(*args, **kwargs)
-                await asyncio.sleep(wait)
+            self._forget_idle_chats(loop.time())
+            turn = self._chat_turns.setdefault(chat_id, asyncio.Lock())
+            async with turn:  # one message of this chat at a time, in order
+                sent = self._chat_sent.setdefault(chat_id, deque(maxlen=self._chat_burst))
+                if len(sent) == self._chat_burst:
+                    await asyncio.sleep(sent[0] + self._chat_window - loop.time())
+                async with overall:
+                    sent.append(loop.time())
+            return await callback(*args, **kwargs)
 
-        return send
+        return send_in_turn
 
     def _forget_idle_chats(self, now: float) -> None:
-        if len(self._chat_next_send) > MAX_CHAT_LIMITERS:
-            self._chat_next_send = {k: t for k, t in self._chat_next_send.items() if t > now}
+        if len(self._chat_turns) <= MAX_CHATS:
+            return
+        for chat, turn in list(self._chat_turns.items()):
+            sent = self._chat_sent.get(chat)
+            if not turn.locked() and (not sent or sent[-1] + self._chat_window < now):
+                del self._chat_turns[chat]
+                self._chat_sent.pop(chat, None)
 
     async def process_request(
         self,
@@ -127,13 +123,11 @@ class BotRateLimiter(AIORateLimiter):
             chat_id = int(chat_id)  # type: ignore[arg-type]
         for attempt in range(self._send_retries + 1):
             try:
-                # The chat's turn, then AIORateLimiter (group limit, 429 retries), then the
-                # overall slot and the chat's gap, checked together as the message goes out.
-                async with self._chat_limiter(chat_id):
-                    return await super().process_request(
-                        self._paced(chat_id, callback), args, kwargs, endpoint, data,
-                        rate_limit_args,
-                    )
+                # AIORateLimiter (group limit, 429 retries) around the paced send
+                return await super().process_request(
+                    self._paced(chat_id, callback), args, kwargs, endpoint, data,
+                    rate_limit_args,
+                )
             except (BadRequest, TimedOut):
                 raise  # a 400 won't improve; a timed-out send may have arrived (no doubles)
             except NetworkError as exc:  # 5xx or connection refused/reset

@@ -39,9 +39,9 @@ def send_all(limiter: BotRateLimiter, chats: list[int | None]) -> list[tuple[int
     return asyncio.run(main())
 
 
-def limiter(on: bool = True) -> BotRateLimiter:
+def limiter(on: bool = True, burst: int = 1) -> BotRateLimiter:
     return BotRateLimiter(overall_per_s=OVERALL_PER_S if on else 0, group_per_min=0,
-                          chat_per_s=CHAT_PER_S if on else 0, chat_burst=1, max_retries=0,
+                          chat_per_s=CHAT_PER_S if on else 0, chat_burst=burst, max_retries=0,
                           send_retries=0)
 
 
@@ -63,3 +63,10 @@ def test_lifted_limits_send_at_once_and_non_messages_are_not_paced() -> None:
     assert len(sent) == 30 and max(t for _, t in sent) - min(t for _, t in sent) < 0.05
     sent = send_all(limiter(), [None] * 30)  # getFile, answerCallbackQuery...: no chat_id
     assert len(sent) == 30 and max(t for _, t in sent) - min(t for _, t in sent) < 0.05
+
+
+def test_a_chat_burst_allows_that_many_per_window() -> None:
+    times = [t for _, t in send_all(limiter(burst=3), [5] * 9)]
+    window = 3 / CHAT_PER_S
+    assert most_in_window(times, window - 0.002) <= 3
+    assert max(times) - min(times) >= 2 * window - 0.002  # 9 messages: three windows
