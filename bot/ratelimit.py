@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 
 RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0)
 MAX_CHATS = 4096  # forget idle chats' send times beyond this many
+# Telegram counts messages as they arrive, and requests in flight arrive a few milliseconds
+# apart from how they left: sends are spaced this much wider than the limits themselves.
+SPACING_MARGIN = 1.02
 
 
 class BotRateLimiter(AIORateLimiter):
@@ -50,9 +53,10 @@ class BotRateLimiter(AIORateLimiter):
         )
         # One message every 1/30 s rather than buckets of 30: a full bucket after a quiet
         # moment would let nearly 60 messages into one second.
-        self._overall = AsyncLimiter(1, 1 / overall_per_s) if overall_per_s else None
+        self._overall = (AsyncLimiter(1, SPACING_MARGIN / overall_per_s) if overall_per_s
+                         else None)
         self._chat_burst = chat_burst  # messages a chat may get within one window
-        self._chat_window = chat_burst / chat_per_s if chat_per_s else 0.0
+        self._chat_window = SPACING_MARGIN * chat_burst / chat_per_s if chat_per_s else 0.0
         self._chat_turns: dict[int, asyncio.Lock] = {}
         self._chat_sent: dict[int, deque[float]] = {}  # each chat's latest send times
         self._send_retries = send_retries
