@@ -74,6 +74,11 @@ class BotProcess:
         self.proc.kill()
         self.proc.wait(10)
 
+    def stop_and_check_log(self) -> None:
+        """Stop; the token's secret part (so the token too) must be nowhere in the log."""
+        self.stop()
+        assert self.api.token.split(":")[1] not in self.log(), "the bot token leaked into the log"
+
     def stop(self, timeout: float = 30) -> int:
         """SIGTERM (graceful shutdown) and wait; SIGKILL if it hangs. Returns the exit code."""
         assert self.proc is not None
@@ -111,6 +116,4 @@ def bot_factory(
 
     yield start
     for bot in bots:
-        bot.stop()
-        log = bot.log()
-        assert standin.token.split(":")[1] not in log, "the bot token leaked into the log"
+        bot.stop_and_check_log()
