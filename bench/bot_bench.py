@@ -31,7 +31,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `python bench/bot_bench.py` from the checkout
 
-from bench.photos import photo_set  # noqa: E402
+from model.photos import photo_set  # noqa: E402
 from tests.botapi_standin import BotApiStandIn, Call, most_in_window  # noqa: E402
 from tests.conftest import ADMIN_ID, SAMPLE, BotProcess  # noqa: E402
 

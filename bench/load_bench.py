@@ -33,7 +33,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.photos import photo_set  # noqa: E402
+from model.photos import photo_set  # noqa: E402
 from tests.botapi_standin import SEND_METHODS, BotApiStandIn  # noqa: E402
 
 FIRST_USER = 10_000

@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-from bench.photos import DEFAULT_MNIST, Truth, load_test_digits, photo_set  # noqa: E402
+from model.photos import DEFAULT_MNIST, Truth, load_test_digits, photo_set  # noqa: E402
 from model.recognize import Recognizer, Result  # noqa: E402
 
 SPEED_SIZE = (1280, 960)

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from bench.photos import KINDS, MAX_SIDE, load_test_digits, make_photo, photo_set
+from model.photos import KINDS, MAX_SIDE, load_test_digits, make_photo, photo_set
 
 SAMPLE = Path(__file__).parent / "data" / "mnist_sample.npz"
 SMALL = (640, 480)  # where the frame size does not matter: faster

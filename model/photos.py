@@ -1,4 +1,4 @@
-"""Realistic phone photos of handwritten digits and numbers, for tests and the recognizer bench.
+"""Realistic phone photos of handwritten digits and numbers, for training, tests and benches.
 
 Honesty first: the handwriting comes from MNIST's *test* split only (``x_test``, ``y_test``). The
 model trains on ``x_train``, so these photos never show it a digit it has seen. `load_test_digits`
