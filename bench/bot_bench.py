@@ -4,7 +4,7 @@
 
 Runs the real bot (`python -m bot`, a child process) and prints:
 - time from process start to its first getUpdates (target ≤ 2 s), over a few starts;
-- 20 users sending realistic phone photos at once (bench/photos.py, MNIST test digits),
+- 20 users sending realistic phone photos at once (model/photos.py, MNIST test digits),
   twice: with Telegram's limits (the defaults) and with the limits lifted (RATE_LIMIT=0,
   the bot's own capacity, target ≥ 100 photos/s): photos/s, p50/p99 reply latency, replies
   missing (must be 0), and the most messages the stand-in received in any 1 s, overall and
@@ -217,7 +217,7 @@ def main() -> None:
     args = parser.parse_args()
     command = "python bench/bot_bench.py " + " ".join(sys.argv[1:])
 
-    print(f"generating {PHOTO_POOL} photos (bench/photos.py, MNIST test digits)...", flush=True)
+    print(f"generating {PHOTO_POOL} photos (model/photos.py, MNIST test digits)...", flush=True)
     photos = photo_set(PHOTO_POOL, "digit", seed=7, mnist_path=SAMPLE)
     results: list[Burst] = []
     with TemporaryDirectory() as tmp_name:

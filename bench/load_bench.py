@@ -9,7 +9,7 @@
 3. soak, limits lifted: SOAK photos in waves; the bot's RSS (psutil) after a warm-up and after
    every wave -- memory must stay flat.
 
-Photos are realistic phone photos of MNIST *test* handwriting from bench/photos.py (80% single
+Photos are realistic phone photos of MNIST *test* handwriting from model/photos.py (80% single
 digits, 20% numbers, which get the annotated photo back), reused round-robin.
 
     .venv/bin/python bench/load_bench.py                    # the figures for docs/README

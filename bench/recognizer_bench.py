@@ -1,4 +1,4 @@
-"""Recognizer accuracy and speed on generated phone photos (bench/photos.py).
+"""Recognizer accuracy and speed on generated phone photos (model/photos.py).
 
     .venv/bin/python bench/recognizer_bench.py [--n-digit 1000] [--n-number 500] [--n-blank 300]
         [--n-other 300] [--n-nondigit 300] [--n-crop 300] [--n-speed 300] [--seed 0]
