@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -66,3 +68,47 @@ def data_hash(split: Split) -> str:
 def to_model_input(images: np.ndarray) -> np.ndarray:
     """uint8 (N, 28, 28) → the model contract: float32 (N, 28, 28, 1) in [0, 1]."""
     return (images.astype(np.float32) / 255.0)[..., None]
+
+
+# --- kensanata: real scanned digits of 14 writers (../shared/README.md) -----------------------
+
+KENSANATA_DEFAULT = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "kensanata"
+# Whole writers are held out, never a random split of images: a model that has seen a writer's
+# other digits flatters itself. Chosen once, by numpy's default_rng(2026).permutation over the
+# 14 sorted writer ids: the first four are TEST (benches and tests only, never trained or tuned
+# on), the next two VAL (model selection), the other eight train.
+KENSANATA_TEST = ("0002_CH5M", "0007_CH3M", "0009_CH4M", "0010_CH3M")
+KENSANATA_VAL = ("0001_CH4M", "0013_CH3M")
+
+
+@dataclass
+class Cells:
+    """Scanned cells: one PNG file per handwritten digit, its label and its writer."""
+
+    files: list[Path]
+    labels: np.ndarray
+    writers: list[str]
+
+
+def kensanata_dir(path: str | os.PathLike | None = None) -> Path:
+    """The kensanata folder: `path`, else $KENSANATA_PATH, else ../shared/data/kensanata."""
+    return Path(path or os.environ.get("KENSANATA_PATH") or KENSANATA_DEFAULT)
+
+
+def load_kensanata(split: str, path: str | os.PathLike | None = None) -> Cells:
+    """The cells of one split of the writers: "train", "val" or "test" (see KENSANATA_TEST)."""
+    root = kensanata_dir(path)
+    index = root / "labels.csv"
+    if not index.is_file():
+        raise DataError(f"kensanata not found: {index} (set KENSANATA_PATH to its folder)")
+    held = {"test": KENSANATA_TEST, "val": KENSANATA_VAL}
+    if split not in ("train", *held):
+        raise ValueError(f"split must be train, val or test, not {split!r}")
+    with index.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    if split == "train":
+        rows = [r for r in rows if r["writer"] not in KENSANATA_TEST + KENSANATA_VAL]
+    else:
+        rows = [r for r in rows if r["writer"] in held[split]]
+    return Cells([root / r["file"] for r in rows], np.array([int(r["label"]) for r in rows]),
+                 [r["writer"] for r in rows])
