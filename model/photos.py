@@ -1,9 +1,11 @@
 """Realistic phone photos of handwritten digits and numbers, for training, tests and benches.
 
-Honesty first: the handwriting comes from MNIST's *test* split only (``x_test``, ``y_test``). The
-model trains on ``x_train``, so these photos never show it a digit it has seen. `load_test_digits`
-reads only the two test arrays from the .npz, and `make_photo` / `photo_set` take test arrays
-only; each `Truth` lists the ``x_test`` indices it drew (``sources``). The ``"other"`` kind uses
+Honesty first: the handwriting comes from the pool of digits the caller gives (`Digits`). The
+benches and tests give MNIST's *test* split and kensanata writers held out of training; the
+training set (model/dataset.py) gives ``x_train`` and its own writers, and different seeds and
+words, so a bench photo never shows the model a digit it has seen. `load_test_digits` reads
+only the two test arrays from the .npz; each `Truth` lists the indices it drew (``sources``).
+The ``"other"`` kind uses
 no MNIST at all and stands in for writers and scanners the project has never seen: digits drawn
 with a round pen (thin liner to marker) along hand-made centre lines, several ways of writing each
 digit (European 1 with flag or foot, crossed 7, open 4...), or typefaces (DejaVu, Computer Modern,
@@ -11,25 +13,36 @@ STIX, OpenCV's own), slanted and elastically wobbled, then photographed like the
 
 API
 ---
-``KINDS = ("digit", "number", "blank", "other", "nondigit", "crop")``
+``KINDS = ("digit", "number", "blank", "other", "nondigit", "crop", "lines", "amount")``
+
+``Digits.mnist(images, labels)`` / ``Digits.scans(cells, labels)``
+    A pool of handwritten digits to draw from: MNIST-style 28×28 images, or scanned cells
+    (kensanata's RGB scans; see `scan_glyph`). Benches and tests draw from MNIST's *test*
+    split and from writers held out of training; training draws from ``x_train`` and its own
+    writers.
 
 ``load_test_digits(path=None) -> (x_test, y_test)``
     uint8 (N, 28, 28) and int labels from a Keras-layout mnist.npz (path, else $MNIST_PATH, else
     ../shared/data/mnist.npz). ``x_train`` is never read.
 
-``make_photo(rng, test_images, test_labels, kind, *, size=None, screen=None) -> (bytes, Truth)``
-    One photo from a ``numpy.random.Generator``. ``size=(width, height)`` forces the frame;
-    ``screen=False`` forbids (``True`` forces) the white-on-black screenshot style. The images
-    may be None for ``"blank"`` and ``"other"``.
+``make_photo(rng, digits, kind, *, size=None, screen=None, ink=None, pen=None, touching=0.03)``
+    ``-> (bytes, Truth)``: one photo from a ``numpy.random.Generator``. ``size=(width,
+    height)`` forces the frame; ``screen=False`` forbids (``True`` forces) the white-on-black
+    screenshot style; ``ink`` forces a colour (one of ``INKS``); ``pen="hairline"`` thins every
+    stroke to a fine ballpoint's; ``touching`` is the share of neighbouring digits written
+    touching or overlapping. ``digits`` may be None for ``"blank"``, ``"other"`` and
+    ``"nondigit"``.
 
-``photo_set(n, kind, seed=0, mnist_path=None, *, size=None, screen=None, test_digits=None)``
-    ``-> list[(bytes, Truth)]``: n photos; photo i depends only on (seed, kind, i).
+``photo_set(n, kind, seed=0, mnist_path=None, *, size=None, screen=None, test_digits=None,
+digits=None, **style)`` ``-> list[(bytes, Truth)]``: n photos; photo i depends only on
+    (seed, kind, i). Digits come from ``digits``, else ``test_digits`` (x_test, y_test), else
+    MNIST's test split read from ``mnist_path``.
 
-``Truth``: ``kind``; ``text`` (the digits left to right: "7", "2026", "" for blank); ``boxes``
-(x0, y0, x1, y1 per digit, exclusive ends, in image pixels, left to right); ``size`` (width,
-height); ``fmt`` ("jpeg" | "png"); ``style`` (e.g. "paper/squared", "screen",
-"pen/thin", "font/cmr10"); ``sources`` (x_test indices); ``meta`` (the random choices: digit
-height, angle, ink, blur, JPEG quality...).
+``Truth``: ``kind``; ``text`` (the digits of each line left to right, lines joined by "\n":
+"7", "2026", "12\n345", "" for blank); ``boxes`` (x0, y0, x1, y1 per digit, exclusive ends, in
+image pixels, in reading order); ``size`` (width, height); ``fmt`` ("jpeg" | "png"); ``style``
+(e.g. "paper/squared", "screen", "pen/thin", "font/cmr10"); ``sources`` (indices into the
+digit pool); ``meta`` (the random choices: digit height, angle, ink, blur, JPEG quality...).
 
 What the photos look like
 -------------------------
@@ -49,7 +62,11 @@ digits nearly touch. About one in ten digit and number photos is a screenshot in
 digit drawn on a dark canvas, lossless PNG, no camera effects. Blank photos are paper (with
 ``screen=True``: an empty dark canvas). A ``"crop"`` is no photo but a digit cut out to its own
 ink, as a scanner's cell or a dataset's image gives it: 16-300 px high, a margin of 0-2 px (so it
-touches the frame), mostly dark on light, PNG or JPEG.
+touches the frame), mostly dark on light, PNG or JPEG. ``"lines"`` are 2-3 numbers written one
+under another (a list, a phone number under another). An ``"amount"`` is a number as written in
+a cheque's amount field: groups of digits with separators ("12.500", "1 000 000", "07-45",
+"1,250.-"), digits often touching, a fine pen, on a security-printed background (fine wavy
+lines, a tint), cut tight around the field, often grey-scale.
 """
 
 from __future__ import annotations
@@ -65,7 +82,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from model.data import DataError
 
-KINDS = ("digit", "number", "blank", "other", "nondigit", "crop")
+KINDS = ("digit", "number", "blank", "other", "nondigit", "crop", "lines", "amount")
 MAX_SIDE = 1280  # Telegram's largest photo side
 PHOTO_SIZES = ((1280, 960), (960, 1280), (1280, 720), (720, 1280), (800, 600), (640, 480))
 SCREEN_SIZES = ((720, 1280), (1280, 720), (800, 800), (1024, 768), (600, 600))
@@ -96,6 +113,12 @@ PEN_SHARE = 0.65  # of "other" photos; the rest are typefaces
 # drawn differently: single OpenCV glyphs and random walks, never these fonts or shapes.)
 NONDIGIT_WORDS = ("hey", "Kraft", "MAX", "wax", "Peru", "NEW", "fax", "cream", "HWY", "yew",
                   "Marc", "exam", "Rex", "CAFE", "mew", "Hank")
+# Training draws its words from this list instead (model/dataset.py), never the bench's.
+TRAIN_WORDS = ("name", "Tel", "date", "Anna", "WEEK", "note", "Kim", "reCAP", "vex", "MENU",
+               "crew", "HACK", "yarn", "Fax", "Emma", "park", "TAXES", "new", "March", "Kw")
+NONDIGIT_MARKS = ("word", "doodle", "smudge", "hatching", "tick", "star")
+INKS = ("black", "blue", "pencil", "red", "lightblue", "green", "purple")
+SEPARATORS = ".,- "  # between groups of digits in amounts; " " is a wider gap
 DEFAULT_MNIST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist.npz"
 
 Box = tuple[int, int, int, int]
@@ -127,6 +150,57 @@ def load_test_digits(path: str | os.PathLike | None = None) -> tuple[np.ndarray,
     if images.ndim != 3 or images.shape[1:] != (28, 28) or len(images) != len(labels):
         raise DataError(f"{path}: expected x_test (N, 28, 28) with N labels, got {images.shape}")
     return images, labels
+
+
+@dataclass
+class Digits:
+    """A pool of handwritten digits to draw from: MNIST-style 28×28 images (soft felt-tip
+    strokes, re-sharpened when drawn) or scanned glyphs (ink coverage, pen-sharp)."""
+
+    glyphs: list[np.ndarray]
+    labels: np.ndarray
+    soft: bool
+    name: str
+
+    def __post_init__(self) -> None:
+        self._pools = {d: np.flatnonzero(self.labels == d) for d in range(10)}
+
+    @classmethod
+    def mnist(cls, images: np.ndarray, labels: np.ndarray, name: str = "mnist") -> Digits:
+        return cls(list(images), np.asarray(labels, np.int64), soft=True, name=name)
+
+    @classmethod
+    def scans(cls, cells: list[np.ndarray], labels: np.ndarray, name: str = "scans") -> Digits:
+        """Scanned cells (RGB or grey uint8, dark ink on light paper, one digit each)."""
+        return cls([scan_glyph(c) for c in cells], np.asarray(labels, np.int64), soft=False,
+                   name=name)
+
+    def draw(self, rng: np.random.Generator, label: int) -> tuple[np.ndarray, int]:
+        """A glyph of `label` (ink coverage cropped to the ink) and its index in the pool."""
+        pool = self._pools[label]
+        if not len(pool):
+            raise ValueError(f"no glyph of digit {label} in {self.name}")
+        i = int(rng.choice(pool))
+        glyph = self.glyphs[i]
+        return (_mnist_glyph(glyph) if self.soft else glyph), i
+
+
+def scan_glyph(cell: np.ndarray) -> np.ndarray:
+    """A scanned cell (dark ink on light paper) → the digit's ink coverage in [0, 1], cropped
+    to it; specks (dust, a neighbour's stroke) far smaller than the digit are left out."""
+    grey = cell if cell.ndim == 2 else cell.min(axis=2)  # blue ink is dark in red and green
+    grey = grey.astype(np.float32)
+    paper = float(np.percentile(grey, 90))
+    ink = float(np.percentile(grey, 1))
+    alpha = np.clip((paper - grey) / max(paper - ink, 1.0) * 1.15, 0, 1)
+    mask = (alpha > 0.3).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if n <= 1:
+        return alpha
+    area = stats[1:, cv2.CC_STAT_AREA]
+    keep = np.flatnonzero(area >= 0.05 * area.max()) + 1
+    near = cv2.dilate(np.isin(labels, keep).astype(np.uint8), np.ones((5, 5), np.uint8))
+    return _crop(alpha * near)
 
 
 # --- glyphs: alpha masks (float32, 1 = full ink) cropped to the ink ---------------------------
@@ -306,17 +380,69 @@ def _ink_span(alpha: np.ndarray, axis: int) -> tuple[int, int]:
     return (int(idx[0]), int(idx[-1]) + 1) if len(idx) else (0, alpha.shape[1 - axis])
 
 
+Item = np.ndarray | str  # a digit's glyph, or a separator from SEPARATORS
+Placed = tuple[np.ndarray, int, int, bool]  # glyph, x, y, is it a digit
+
+
+def _hairline(alpha: np.ndarray) -> np.ndarray:
+    """Every stroke thinned to a fine ballpoint's ~1.5 px (distance transform)."""
+    dist = cv2.distanceTransform((alpha > 0.5).astype(np.uint8), cv2.DIST_L2, 5)
+    ridge = dist[(dist > 0) & (dist >= cv2.dilate(dist, np.ones((3, 3), np.uint8)))]
+    if not len(ridge):
+        return alpha
+    return np.clip(dist - max(0.0, float(np.percentile(ridge, 60)) - 0.9), 0, 1)
+
+
+def _separator(rng: np.random.Generator, sep: str, height: float, stroke: float) -> np.ndarray:
+    """A dot, comma or dash as a pen of width `stroke` writes it (ink coverage)."""
+    s = max(1, round(stroke))
+    size = round(height * 0.6) + 4 * s
+    canvas = np.zeros((size, size), np.uint8)
+    c = size // 2
+    if sep == "-":
+        half = round(rng.uniform(0.12, 0.22) * height)
+        cv2.line(canvas, (c - half, c), (c + half, c + round(rng.normal(0, 1))), 255, s,
+                 cv2.LINE_AA)
+    else:
+        cv2.circle(canvas, (c, c), max(1, round(0.7 * s)), 255, -1, cv2.LINE_AA)
+        if sep == ",":
+            tail = round(rng.uniform(0.12, 0.22) * height)
+            cv2.line(canvas, (c, c), (c - tail // 3, c + tail), 255, max(1, s - 1), cv2.LINE_AA)
+    return _crop(canvas.astype(np.float32) / 255.0)
+
+
 def _row(
-    rng: np.random.Generator, glyphs: list[np.ndarray], height: float, soft: bool
-) -> tuple[list[tuple[np.ndarray, int, int]], int, int]:
-    """Lay glyphs out as a person writes a number: (patch, x, y) list and the row's w, h."""
+    rng: np.random.Generator,
+    items: list[Item],
+    height: float,
+    soft: bool,
+    touching: float = 0.03,
+    pen: str | None = None,
+) -> tuple[list[Placed], int, int]:
+    """Lay glyphs out as a person writes a number: placed glyphs and the row's w, h."""
     bold = rng.uniform(0.25, 0.5)  # higher would erase the faint strokes some MNIST digits have
     thin = rng.uniform(0.45, 0.85) if soft and rng.random() < 0.5 else 1.0
-    many = len(glyphs) > 1
-    placed, right = [], 0.0
-    for i, g in enumerate(glyphs):
+    stroke = 1.6 if pen == "hairline" else rng.uniform(0.07, 0.14) * height
+    many = len(items) > 1
+    placed: list[Placed] = []
+    right, after_sep = 0.0, False
+    for i, g in enumerate(items):
+        if isinstance(g, str):
+            if g == " ":
+                right += rng.uniform(0.25, 0.7) * height
+            else:
+                a = _separator(rng, g, height, stroke)
+                x = right + rng.uniform(0.04, 0.2) * height
+                base = -a.shape[0] + (a.shape[0] * 0.3 if g == "," else 0)
+                y = base - (0.45 * height - a.shape[0] / 2 if g == "-" else 0)
+                placed.append((a, round(x), round(y + rng.normal(0, 0.03) * height), False))
+                right = x + a.shape[1]
+            after_sep = True
+            continue
         h = height * (rng.uniform(0.93, 1.07) if many else 1.0)
         a = _scale_glyph(rng, g, h, soft, bold, thin)
+        if pen == "hairline":
+            a = _hairline(a)
         if many:
             a = _rotate(a, rng.normal(0, 2.5))
         left, ink_right = _ink_span(a, 0)
@@ -324,17 +450,43 @@ def _row(
         gap = 0.0
         if i:
             gap = rng.uniform(0.1, 0.45) * height
-            if rng.random() < 0.03:  # rarely, two digits nearly touch
-                gap = rng.uniform(0.0, 0.04) * height
+            if after_sep:
+                gap = rng.uniform(0.04, 0.2) * height
+            elif rng.random() < touching:  # written touching, or overlapping a little
+                gap = rng.uniform(-0.15, 0.02) * height
         x = right + gap - left
         y = -bottom + (rng.normal(0, 0.04) * height if many else 0)  # on a common baseline
-        placed.append((a, round(x), round(y)))
-        right = x + ink_right
+        placed.append((a, round(x), round(y), True))
+        right, after_sep = x + ink_right, False
+    return _normalize(placed)
+
+
+def _normalize(placed: list[Placed]) -> tuple[list[Placed], int, int]:
+    """Shift placed glyphs so the top-left is (0, 0); also returns the width and height."""
     x0 = min(p[1] for p in placed)
     y0 = min(p[2] for p in placed)
-    placed = [(a, px - x0, py - y0) for a, px, py in placed]
-    width = max(px + a.shape[1] for a, px, _ in placed)
-    return placed, width, max(py + a.shape[0] for a, _, py in placed)
+    placed = [(a, px - x0, py - y0, d) for a, px, py, d in placed]
+    width = max(px + a.shape[1] for a, px, _, _ in placed)
+    return placed, width, max(py + a.shape[0] for a, _, py, _ in placed)
+
+
+def _block(
+    rng: np.random.Generator,
+    rows: list[list[Item]],
+    height: float,
+    soft: bool,
+    touching: float = 0.03,
+    pen: str | None = None,
+) -> tuple[list[Placed], int, int]:
+    """Rows written one under another (a list of numbers), left-aligned give or take."""
+    placed: list[Placed] = []
+    top = 0.0
+    for items in rows:
+        row, _, rh = _row(rng, items, height, soft, touching, pen)
+        indent = rng.uniform(0, 0.6) * height if len(rows) > 1 else 0.0
+        placed += [(a, round(px + indent), round(py + top), d) for a, px, py, d in row]
+        top += rh + rng.uniform(0.3, 0.9) * height
+    return _normalize(placed)
 
 
 # --- the scene ---------------------------------------------------------------------------------
@@ -368,8 +520,21 @@ def _paper_colour(rng: np.random.Generator) -> np.ndarray:
     return np.clip(np.float32([base, base, base]) + np.float32(tint), 0, 1)
 
 
-def _ink(rng: np.random.Generator) -> tuple[str, np.ndarray, float]:
-    kind = rng.choice(["black", "blue", "pencil", "red"], p=[0.43, 0.38, 0.14, 0.05])
+def _ink(rng: np.random.Generator, kind: str | None = None) -> tuple[str, np.ndarray, float]:
+    if kind is None:
+        kind = rng.choice(["black", "blue", "pencil", "red"], p=[0.43, 0.38, 0.14, 0.05])
+    elif kind not in INKS:
+        raise ValueError(f"ink must be one of {INKS}, not {kind!r}")
+    if kind == "lightblue":  # a washed-out ballpoint or a gel pen
+        colour = np.float32([rng.uniform(0.3, 0.5), rng.uniform(0.5, 0.65), rng.uniform(0.8, 0.95)])
+        return str(kind), colour, float(rng.uniform(0.75, 0.95))
+    if kind == "green":
+        colour = np.float32([rng.uniform(0.05, 0.25), rng.uniform(0.45, 0.6),
+                             rng.uniform(0.1, 0.3)])
+        return str(kind), colour, float(rng.uniform(0.8, 1.0))
+    if kind == "purple":
+        colour = np.float32([rng.uniform(0.4, 0.55), rng.uniform(0.1, 0.25), rng.uniform(0.5, 0.7)])
+        return str(kind), colour, float(rng.uniform(0.8, 1.0))
     if kind == "red":  # a teacher's pen: mid-grey once the colour is gone
         colour, opacity = np.float32([rng.uniform(0.6, 0.8), 0.1, 0.15]), rng.uniform(0.8, 1.0)
     elif kind == "black":
@@ -466,11 +631,13 @@ def _lighting(rng: np.random.Generator, w: int, h: int) -> tuple[np.ndarray, dic
     return light, meta
 
 
-def _fit_height(rng: np.random.Generator, glyphs: list[np.ndarray], w: int, h: int) -> float:
-    """A digit height, log-uniform in HEIGHT_RANGE of the short side, capped so the row fits."""
+def _fit_height(rng: np.random.Generator, rows: list[list[Item]], w: int, h: int) -> float:
+    """A digit height, log-uniform in HEIGHT_RANGE of the short side, capped so the rows fit."""
     short = min(w, h)
-    aspect = sum(g.shape[1] / g.shape[0] for g in glyphs) + 0.45 * (len(glyphs) - 1)
-    cap = min(HEIGHT_RANGE[1] * short, 0.8 * w / aspect, 0.8 * h)
+    aspect = max(sum(g.shape[1] / g.shape[0] if isinstance(g, np.ndarray) else 0.5 for g in row)
+                 + 0.45 * (len(row) - 1) for row in rows)
+    tall = len(rows) + 0.9 * (len(rows) - 1)
+    cap = min(HEIGHT_RANGE[1] * short, 0.8 * w / aspect, 0.8 * h / tall)
     lo = min(HEIGHT_RANGE[0] * short, cap * 0.6)
     return float(np.exp(rng.uniform(np.log(lo), np.log(cap))))
 
@@ -479,10 +646,14 @@ def _paper_photo(
     rng: np.random.Generator,
     w: int,
     h: int,
-    glyphs: list[np.ndarray],
+    rows: list[list[Item]],
     soft: bool,
+    touching: float = 0.03,
+    pen: str | None = None,
+    ink: str | None = None,
 ) -> tuple[np.ndarray, list[Box], dict]:
-    """Render glyphs (maybe none) written on paper and photographed; float RGB, boxes, meta."""
+    """Render rows of glyphs (maybe none) written on paper and photographed; float RGB, the
+    digits' boxes, meta."""
     hom, angle = _camera(rng, w, h)
     inv = np.linalg.inv(hom)
     # A notebook page bows near its spine: sheet content at x moves down by bow(x) px.
@@ -501,12 +672,12 @@ def _paper_photo(
         return bend * ((x - sw / 2) / (sw / 2)) ** 2
 
     # Where the writing goes (sheet coordinates), checked to land inside the frame.
-    placed: list[tuple[np.ndarray, int, int]] = []
-    if glyphs:
-        height = _fit_height(rng, glyphs, w, h)
+    placed: list[Placed] = []
+    if rows:
+        height = _fit_height(rng, rows, w, h)
         margin = 0.02 * min(w, h) + abs(bend)
         for attempt in range(60):
-            placed, rw, rh = _row(rng, glyphs, height, soft)
+            placed, rw, rh = _block(rng, rows, height, soft, touching, pen)
             cx = rng.uniform(rw / 2 + margin, w - rw / 2 - margin) if w > rw + 2 * margin else w / 2
             cy = rng.uniform(rh / 2 + margin, h - rh / 2 - margin) if h > rh + 2 * margin else h / 2
             ox, oy = _apply(inv, np.float32([[cx, cy]]))[0] - [x0 + rw / 2, y0 + rh / 2]
@@ -515,7 +686,7 @@ def _paper_photo(
             if (corners.min(0) >= margin).all() and (
                 corners.max(0) <= [w - margin, h - margin]
             ).all():
-                placed = [(a, round(ox) + px, round(oy) + py) for a, px, py in placed]
+                placed = [(a, round(ox) + px, round(oy) + py, d) for a, px, py, d in placed]
                 break
             if attempt % 10 == 9:
                 height *= 0.85
@@ -534,7 +705,7 @@ def _paper_photo(
         if placed:
             dh = meta["digit_height"]
             spacing = dh * (rng.uniform(0.5, 1.2) if ruling == "squared" else rng.uniform(1.1, 2.0))
-            bottom = max(py + a.shape[0] for a, _, py in placed)
+            bottom = max(py + a.shape[0] for a, _, py, _ in placed)
             # On ruled paper people mostly write on the line.
             on_line = ruling == "ruled" and rng.random() < 0.6
             phase = bottom + rng.uniform(-0.02, 0.08) * dh if on_line else rng.uniform(0, spacing)
@@ -547,7 +718,7 @@ def _paper_photo(
         meta["spacing"] = round(float(spacing), 1)
         if ruling == "ruled" and rng.random() < 0.35:
             # A red margin line, left of the writing.
-            left = min((px for _, px, _ in placed), default=sw)
+            left = min((px for _, px, _, _ in placed), default=sw)
             mx = rng.uniform(0.05, 0.2) * sw
             if mx < left - 0.05 * sw:
                 margin_mask = np.zeros((sh, sw), np.uint8)
@@ -555,13 +726,13 @@ def _paper_photo(
                 _blend(img, margin_mask * (0.6 / 255.0), np.float32([0.85, 0.35, 0.35]))
 
     if placed:
-        ink = np.zeros((sh, sw), np.float32)
-        for a, px, py in placed:
-            region = ink[py : py + a.shape[0], px : px + a.shape[1]]
+        coverage = np.zeros((sh, sw), np.float32)
+        for a, px, py, _ in placed:
+            region = coverage[py : py + a.shape[0], px : px + a.shape[1]]
             np.maximum(region, a, out=region)
-        ink_name, colour, opacity = _ink(rng)
-        ink *= opacity
-        _blend(img, ink, colour)
+        ink_name, colour, opacity = _ink(rng, ink)
+        coverage *= opacity
+        _blend(img, coverage, colour)
         meta["ink"] = ink_name
 
     if rng.random() < 0.3:  # dust and paper specks, too small to be a digit
@@ -589,7 +760,9 @@ def _paper_photo(
     frame = frame8.astype(np.float32)
     frame *= np.float32(1 / 255)
     boxes = []
-    for a, px, py in placed:
+    for a, px, py, is_digit in placed:
+        if not is_digit:
+            continue
         ys, xs = np.nonzero(a > 0.3)
         pts = np.stack([xs + px + 0.5, ys + py + 0.5], 1)
         pts[:, 1] += bow(pts[:, 0])
@@ -641,27 +814,35 @@ def _table_edge(rng: np.random.Generator, frame: np.ndarray, boxes: list[Box], m
 
 
 def _screen_photo(
-    rng: np.random.Generator, w: int, h: int, glyphs: list[np.ndarray]
+    rng: np.random.Generator,
+    w: int,
+    h: int,
+    rows: list[list[Item]],
+    soft: bool,
+    touching: float = 0.03,
+    pen: str | None = None,
 ) -> tuple[np.ndarray, list[Box], dict]:
-    """A screenshot of a drawing app: a light digit drawn on a dark canvas."""
+    """A screenshot of a drawing app: light digits drawn on a dark canvas."""
     img = np.empty((h, w, 3), np.float32)
     img[:] = np.float32(rng.choice([[0, 0, 0], [0.1, 0.1, 0.1], [0.05, 0.07, 0.15]]))
     boxes: list[Box] = []
     meta: dict = {}
-    if glyphs:
-        height = _fit_height(rng, glyphs, w, h)
+    if rows:
+        height = _fit_height(rng, rows, w, h)
         m = round(0.02 * min(w, h))  # anywhere on the canvas, not touching its edge
-        placed, rw, rh = _row(rng, glyphs, height, soft=True)
+        placed, rw, rh = _block(rng, rows, height, soft, touching, pen)
         while rw > w - 2 * m or rh > h - 2 * m:
             height *= 0.9
-            placed, rw, rh = _row(rng, glyphs, height, soft=True)
+            placed, rw, rh = _block(rng, rows, height, soft, touching, pen)
         ox = int(rng.integers(m, max(m + 1, w - rw - m)))
         oy = int(rng.integers(m, max(m + 1, h - rh - m)))
         ink = np.zeros((h, w), np.float32)
-        for a, px, py in placed:
+        for a, px, py, is_digit in placed:
             x, y = ox + px, oy + py
             region = ink[y : y + a.shape[0], x : x + a.shape[1]]
             np.maximum(region, a[: region.shape[0], : region.shape[1]], out=region)
+            if not is_digit:
+                continue
             ys, xs = np.nonzero(a > 0.3)
             boxes.append((x + xs.min(), y + ys.min(), x + xs.max() + 1, y + ys.max() + 1))
         colour = np.float32(
@@ -692,12 +873,13 @@ def _encode(img: np.ndarray, fmt: str, quality: int = 90) -> bytes:
     return buf.tobytes()
 
 
-def _nondigit_glyph(rng: np.random.Generator) -> tuple[np.ndarray, str]:
+def _nondigit_glyph(rng: np.random.Generator, words: tuple[str, ...],
+                    marks: tuple[str, ...]) -> tuple[np.ndarray, str]:
     """Ink that is not a digit (alpha mask) and what it is."""
-    what = ("word", "doodle", "smudge", "hatching", "tick", "star")[int(rng.integers(6))]
+    what = marks[int(rng.integers(len(marks)))]
     if what == "word":
         font = str(rng.choice(TTF_FONTS))
-        word = str(rng.choice(NONDIGIT_WORDS))
+        word = str(rng.choice(words))
         image = Image.new("L", (160 * len(word), 320))
         draw = ImageDraw.Draw(image)
         draw.text((40, 40), word, fill=255, font=ImageFont.truetype(str(FONT_DIR / f"{font}.ttf"),
@@ -757,86 +939,120 @@ def _number_text(rng: np.random.Generator) -> str:
     return str(rng.integers(1, 10)) + "".join(str(d) for d in rng.integers(0, 10, n - 1))
 
 
+def _amount_text(rng: np.random.Generator) -> str:
+    """An amount as people write it: "12.500", "1 000 000", "07-45", "1,250.-", "350"."""
+    style = int(rng.integers(5))
+    if style == 0:  # a plain number of 2-7 digits
+        n = int(rng.integers(2, 8))
+        return str(rng.integers(1, 10)) + "".join(str(d) for d in rng.integers(0, 10, n - 1))
+    if style == 1:  # a time or a code: two groups of two
+        return f"{rng.integers(0, 24):02d}{rng.choice(['-', '.'])}{rng.integers(0, 60):02d}"
+    thousands = str(rng.choice([".", ",", " "]))
+    value = int(np.exp(rng.uniform(np.log(1000), np.log(9_999_999))))
+    if rng.random() < 0.5:
+        value = value // 100 * 100  # amounts are round more often than not
+    groups = f"{value:,}".split(",")
+    text = thousands.join(groups)
+    if style == 3:
+        text += str(rng.choice([".-", "-", ",-"]))
+    elif style == 4 and thousands != ",":
+        text += "," + f"{rng.integers(0, 100):02d}"
+    return text
+
+
+def _items(rng: np.random.Generator, text: str, digits: Digits) -> tuple[list[Item], list[int]]:
+    """A line of text → glyphs (digits drawn from the pool) and separators; the sources."""
+    items: list[Item] = []
+    sources = []
+    for ch in text:
+        if ch.isdigit():
+            glyph, index = digits.draw(rng, int(ch))
+            items.append(glyph)
+            sources.append(index)
+        else:
+            items.append(ch)
+    return items, sources
+
+
 def make_photo(
     rng: np.random.Generator,
-    test_images: np.ndarray | None,
-    test_labels: np.ndarray | None,
+    digits: Digits | None,
     kind: str,
     *,
     size: tuple[int, int] | None = None,
     screen: bool | None = None,
+    ink: str | None = None,
+    pen: str | None = None,
+    touching: float = 0.03,
+    words: tuple[str, ...] = NONDIGIT_WORDS,
+    marks: tuple[str, ...] = NONDIGIT_MARKS,
 ) -> tuple[bytes, Truth]:
-    """One photo of `kind` and what it shows; handwriting only from MNIST's test split."""
+    """One photo of `kind` and what it shows; handwriting drawn from `digits`."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+    if pen not in (None, "hairline"):
+        raise ValueError(f"pen must be None or 'hairline', not {pen!r}")
+    needs_digits = kind in ("digit", "number", "crop", "lines", "amount")
+    if needs_digits and digits is None:
+        raise ValueError(f"kind {kind!r} needs a pool of digits")
     sources: list[int] = []
-    glyphs: list[np.ndarray] = []
+    rows: list[list[Item]] = []
     style_meta: dict = {}
+    soft = digits.soft if digits is not None else False
     if kind == "crop":
-        if test_images is None or test_labels is None:
-            raise ValueError("kind 'crop' needs MNIST test images and labels")
-        return _crop_photo(rng, test_images, test_labels)
-    if kind == "digit" or kind == "number":
-        if test_images is None or test_labels is None:
-            raise ValueError(f"kind {kind!r} needs MNIST test images and labels")
-        text = str(rng.integers(0, 10)) if kind == "digit" else _number_text(rng)
-        for ch in text:
-            pool = np.flatnonzero(test_labels == int(ch))
-            if not len(pool):
-                raise ValueError(f"no test image of digit {ch}")
-            sources.append(int(rng.choice(pool)))
-        glyphs = [_mnist_glyph(test_images[i]) for i in sources]
+        assert digits is not None
+        return _crop_photo(rng, digits)
+    if kind == "amount":
+        assert digits is not None
+        return _amount_photo(rng, digits, size, ink, pen, touching)
+    if kind in ("digit", "number", "lines"):
+        assert digits is not None
+        if kind == "digit":
+            lines = [str(rng.integers(0, 10))]
+        elif kind == "number":
+            lines = [_number_text(rng)]
+        else:
+            lines = [_number_text(rng) if rng.random() < 0.8 else str(rng.integers(0, 10))
+                     for _ in range(int(rng.integers(2, 4)))]
+        for line in lines:
+            items, drawn = _items(rng, line, digits)
+            rows.append(items)
+            sources += drawn
+        text = "\n".join(lines)
     elif kind == "other":
         text = str(rng.integers(0, 10)) if rng.random() < 0.7 else _number_text(rng)
         style_meta = _other_style(rng)
         make = _pen_glyph if style_meta["name"].startswith("pen/") else _font_glyph
-        drawn = [make(rng, int(ch), style_meta) for ch in text]
-        glyphs = [g for g, _ in drawn]
-        style_meta["variants"] = [v for _, v in drawn]
+        drawn_glyphs = [make(rng, int(ch), style_meta) for ch in text]
+        rows = [[g for g, _ in drawn_glyphs]]
+        style_meta["variants"] = [v for _, v in drawn_glyphs]
     elif kind == "nondigit":
         text = ""
-        glyph, what = _nondigit_glyph(rng)
-        glyphs = [glyph]
+        glyph, what = _nondigit_glyph(rng, words, marks)
+        rows = [[glyph]]
         style_meta = {"name": f"nondigit/{what}"}
     else:
         text = ""
     if screen is None:
-        screen = kind in ("digit", "number") and rng.random() < SCREEN_SHARE
+        screen = kind in ("digit", "number", "lines") and rng.random() < SCREEN_SHARE
     sizes = SCREEN_SIZES if screen else PHOTO_SIZES
     w, h = size or sizes[rng.integers(len(sizes))]
     if max(w, h) > MAX_SIDE:
         raise ValueError(f"size {w}x{h} exceeds Telegram's {MAX_SIDE} px")
 
     if screen:
-        img, boxes, meta = _screen_photo(rng, w, h, glyphs)
+        img, boxes, meta = _screen_photo(rng, w, h, rows, soft, touching, pen)
         fmt, style = "png", "screen"
     else:
-        img, boxes, meta = _paper_photo(rng, w, h, glyphs, soft=kind in ("digit", "number"))
+        img, boxes, meta = _paper_photo(rng, w, h, rows, soft, touching, pen, ink)
         style = style_meta.get("name") or f"paper/{meta['paper']}"
-        # Optics and sensor: focus or motion blur, then noise, then the JPEG encoder.
-        sigma = rng.uniform(0.3, 1.4) * min(w, h) / 960
-        img = cv2.GaussianBlur(img, (0, 0), sigma)
-        meta["blur"] = round(float(sigma), 2)
-        if rng.random() < 0.15:
-            length = int(rng.integers(3, 8))
-            kernel = np.zeros((length, length), np.float32)
-            cv2.line(kernel, (0, length // 2), (length - 1, length // 2), 1.0)
-            rot = cv2.getRotationMatrix2D(
-                ((length - 1) / 2, (length - 1) / 2), rng.uniform(0, 180), 1
-            )
-            kernel = cv2.warpAffine(kernel, rot, (length, length))
-            img = cv2.filter2D(img, -1, kernel / kernel.sum())
-            meta["motion_blur"] = length
-        noise = rng.uniform(0.004, 0.025)
-        img += (_grain(rng, h, w) * noise)[..., None]
-        # Phones' chroma noise is blotchy: low resolution, upscaled.
-        chroma = rng.standard_normal((h // 4, w // 4, 3), dtype=np.float32) * (noise / 2)
-        img += cv2.resize(chroma, (w, h), interpolation=cv2.INTER_LINEAR)
-        meta["noise"] = round(float(noise), 3)
+        img = _optics(rng, img, meta)
         fmt = "jpeg"
     quality = int(rng.integers(60, 96))
     if fmt == "jpeg":
         meta["quality"] = quality
+    if pen:
+        meta["pen"] = pen
     meta.update({k: v for k, v in style_meta.items() if k != "name"})
     boxes = [tuple(int(v) for v in b) for b in boxes]
     if kind == "nondigit":  # no digit to find; where the ink is stays in meta
@@ -845,12 +1061,32 @@ def make_photo(
     return _encode(img, fmt, quality), truth
 
 
-def _crop_photo(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray
-                ) -> tuple[bytes, Truth]:
+def _optics(rng: np.random.Generator, img: np.ndarray, meta: dict) -> np.ndarray:
+    """A phone camera's focus or motion blur, sensor noise and blotchy chroma noise."""
+    h, w = img.shape[:2]
+    sigma = rng.uniform(0.3, 1.4) * min(w, h) / 960
+    img = cv2.GaussianBlur(img, (0, 0), sigma)
+    meta["blur"] = round(float(sigma), 2)
+    if rng.random() < 0.15:
+        length = int(rng.integers(3, 8))
+        kernel = np.zeros((length, length), np.float32)
+        cv2.line(kernel, (0, length // 2), (length - 1, length // 2), 1.0)
+        rot = cv2.getRotationMatrix2D(((length - 1) / 2, (length - 1) / 2), rng.uniform(0, 180), 1)
+        kernel = cv2.warpAffine(kernel, rot, (length, length))
+        img = cv2.filter2D(img, -1, kernel / kernel.sum())
+        meta["motion_blur"] = length
+    noise = rng.uniform(0.004, 0.025)
+    img += (_grain(rng, h, w) * noise)[..., None]
+    chroma = rng.standard_normal((max(1, h // 4), max(1, w // 4), 3), dtype=np.float32)
+    img += cv2.resize(chroma * (noise / 2), (w, h), interpolation=cv2.INTER_LINEAR)
+    meta["noise"] = round(float(noise), 3)
+    return img
+
+
+def _crop_photo(rng: np.random.Generator, digits: Digits) -> tuple[bytes, Truth]:
     """A digit cut out to its own ink (see the module's docstring)."""
     label = int(rng.integers(0, 10))
-    index = int(rng.choice(np.flatnonzero(labels == label)))
-    glyph = _mnist_glyph(images[index])
+    glyph, index = digits.draw(rng, label)
     height = int(np.exp(rng.uniform(np.log(16), np.log(300))))
     width = max(1, round(glyph.shape[1] * height / glyph.shape[0]))
     shrinking = height < glyph.shape[0]
@@ -875,6 +1111,75 @@ def _crop_photo(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray
     return _encode(img, fmt, quality), truth
 
 
+def _security_print(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A cheque's background: fine wavy lines or a dot screen at low contrast (ink coverage)."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    period = rng.uniform(3, 9)
+    if rng.random() < 0.6:
+        wave = rng.uniform(2, 12) * np.sin(xx / rng.uniform(15, 60) + rng.uniform(0, 6))
+        pattern = 0.5 + 0.5 * np.cos(2 * np.pi * (yy + wave + rng.uniform(-0.3, 0.3) * xx) / period)
+    else:
+        pattern = (0.5 + 0.25 * np.cos(2 * np.pi * xx / period)
+                   + 0.25 * np.cos(2 * np.pi * yy / period))
+    return (pattern**3 * rng.uniform(0.1, 0.35)).astype(np.float32)
+
+
+def _amount_photo(
+    rng: np.random.Generator,
+    digits: Digits,
+    size: tuple[int, int] | None,
+    ink: str | None,
+    pen: str | None,
+    touching: float,
+) -> tuple[bytes, Truth]:
+    """A cheque's amount field, cut tight: see the module's docstring."""
+    text = _amount_text(rng)
+    items, sources = _items(rng, text, digits)
+    height = float(rng.uniform(28, 90))
+    placed, rw, rh = _row(rng, items, height, digits.soft, max(touching, 0.25),
+                          pen or ("hairline" if rng.random() < 0.4 else None))
+    mx, my = (int(rng.uniform(0.03, 0.5) * height) for _ in range(2))
+    w, h = size or (rw + 2 * mx, rh + 2 * my)
+    ox, oy = max(0, (w - rw) // 2), max(0, (h - rh) // 2)
+    tint = np.float32([rng.uniform(0.8, 1.0), rng.uniform(0.85, 1.0), rng.uniform(0.8, 1.0)])
+    img = np.ones((h, w, 3), np.float32) * tint
+    pattern_colour = tint * np.float32(rng.uniform(0.3, 0.8, 3))
+    _blend(img, _security_print(rng, h, w), pattern_colour)
+    meta: dict = {"digit_height": round(height), "tint": [round(float(v), 2) for v in tint]}
+    if rng.random() < 0.4:  # the printed line the amount is written on, or the field's box
+        line = np.zeros((h, w), np.uint8)
+        y = min(h - 1, oy + rh + int(rng.integers(0, max(1, my))))
+        cv2.line(line, (0, y), (w, y), 255, int(rng.integers(1, 3)))
+        if rng.random() < 0.4:
+            cv2.rectangle(line, (0, 0), (w - 1, h - 1), 255, int(rng.integers(1, 3)))
+        _blend(img, line.astype(np.float32) / 255 * 0.8, np.float32([0.3, 0.3, 0.35]))
+        meta["printed_line"] = True
+    coverage = np.zeros((h, w), np.float32)
+    boxes = []
+    for a, px, py, is_digit in placed:
+        x, y = ox + px, oy + py
+        region = coverage[y : y + a.shape[0], x : x + a.shape[1]]
+        np.maximum(region, a[: region.shape[0], : region.shape[1]], out=region)
+        if is_digit:
+            ys, xs = np.nonzero(a[: region.shape[0], : region.shape[1]] > 0.3)
+            boxes.append((x + xs.min(), y + ys.min(), x + xs.max() + 1, y + ys.max() + 1))
+    ink_name, colour, opacity = _ink(rng, ink or str(rng.choice(["black", "blue", "blue"])))
+    _blend(img, coverage * opacity, colour)
+    img = _optics(rng, img, meta)
+    if rng.random() < 0.6:  # archives keep cheques in grey
+        grey = cv2.cvtColor(np.clip(img, 0, 1), cv2.COLOR_RGB2GRAY)
+        img = np.repeat(grey[..., None], 3, axis=2)
+        meta["grey"] = True
+    fmt = "png" if rng.random() < 0.3 else "jpeg"
+    quality = int(rng.integers(70, 96))
+    meta.update({"ink": ink_name, "written": text, "pen": pen, "quality": quality})
+    digits_only = "".join(ch for ch in text if ch.isdigit())
+    boxes = [tuple(int(v) for v in b) for b in boxes]
+    truth = Truth("amount", digits_only, boxes, (w, h), fmt, f"amount/{ink_name}", sources,
+                  meta)
+    return _encode(img, fmt, quality), truth
+
+
 def photo_set(
     n: int,
     kind: str,
@@ -884,15 +1189,21 @@ def photo_set(
     size: tuple[int, int] | None = None,
     screen: bool | None = None,
     test_digits: tuple[np.ndarray, np.ndarray] | None = None,
+    digits: Digits | None = None,
+    ink: str | None = None,
+    pen: str | None = None,
+    touching: float = 0.03,
+    marks: tuple[str, ...] = NONDIGIT_MARKS,
 ) -> list[tuple[bytes, Truth]]:
-    """n photos of `kind`; photo i depends only on (seed, kind, i)."""
+    """n photos of `kind`; photo i depends only on (seed, kind, i) (and the pool of digits)."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
-    images = labels = None
-    if kind in ("digit", "number", "crop"):
+    if digits is None and kind in ("digit", "number", "crop", "lines", "amount"):
         images, labels = test_digits if test_digits is not None else load_test_digits(mnist_path)
+        digits = Digits.mnist(images, labels, "mnist-test")
     out = []
     for i in range(n):
         rng = np.random.default_rng([seed, KINDS.index(kind), i])
-        out.append(make_photo(rng, images, labels, kind, size=size, screen=screen))
+        out.append(make_photo(rng, digits, kind, size=size, screen=screen, ink=ink, pen=pen,
+                              touching=touching, marks=marks))
     return out
