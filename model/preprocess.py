@@ -1,31 +1,33 @@
-"""Photo bytes → MNIST-like 28×28 digit crops with their boxes in the original image.
+"""Photo bytes → lines of ink → candidate digit crops (MNIST-like 28×28) with their boxes.
 
-The steps, each with OpenCV/Pillow:
-  1. read the header only and refuse absurd sizes; decode JPEGs at reduced size (draft mode);
-     apply the EXIF orientation; grayscale; scale to a bounded working resolution (640 px);
-  2. find the ink: decide the polarity (dark ink on paper or a light drawing on a dark screen),
-     flatten the illumination (divide by a morphological closing: the paper without strokes);
-  3. ruled or squared paper: find the rules' angle (Hough), rotate them level, subtract them
-     from the ink map (long thin runs across the page, or pieces of one that a digit
-     interrupts) and mend the strokes they crossed;
-  4. threshold (Otsu with a contrast floor); label blobs on a slightly grown mask so broken
-     strokes stay whole; drop specks and anything touching the frame's edge (a table, a shadow,
-     a cut-off digit; a bold blob tied to the edge only by a hairline loses the hairline);
-     merge the pieces of one digit; keep the dominant row (anchored by the blob with the most
-     contrast); separate digits that only the growth joined;
-  5. make each digit look like MNIST: the box scaled into 20×20 keeping its aspect ratio,
-     a typical MNIST stroke width, anti-aliased, centred by its centre of mass in 28×28 (and
-     a second view scaled into 18×18, which the model reads too).
-Hypotheses the pixels cannot settle (a wide blob = touching digits? two close blobs = one
-broken digit?) come with their own crops in `Candidate.parts` / `.joined`; the recognizer
-decides with the model, in the same single model call.
+The data flows one way: decode → ink → mask → pieces → lines → groups → crops. Nothing here
+decides what is a digit: every group of neighbouring pieces that could be one digit becomes a
+crop, and the recognizer's model reads them all (one call) and picks the reading of each line.
+
+  1. decode: read the header only and refuse absurd sizes; decode JPEGs at reduced size (draft
+     mode); apply the EXIF orientation; scale to a bounded working resolution (640 px);
+  2. ink: the darkest colour channel (red or light-blue ink keeps its contrast), polarity
+     (dark ink on paper or a light drawing on a dark screen), illumination flattened (divide by
+     a morphological closing: the paper without its strokes); ruled or squared paper's lines
+     found (Hough), levelled and subtracted;
+  3. mask: Otsu's threshold with a contrast floor; 8-connected pieces (labelled on a mask grown
+     by one pixel, so a stroke broken by a pixel stays one piece); specks too small to hold a
+     digit dropped;
+  4. lines: pieces that share a band of rows and sit near each other, chained left to right (a
+     slanted number stays one line); lines top to bottom, pieces by their centre, left to right;
+  5. touching digits: a piece wider than a digit is cut into slices at the thin places of its
+     column profile (the candidates; the model decides which cuts are real);
+  6. groups: each run of up to MAX_SPAN neighbouring pieces of a line that is not wider than a
+     digit can be becomes one crop, made like MNIST: the box scaled into 20×20 keeping its
+     aspect ratio, the pen brought to MNIST's stroke width, anti-aliased by area averaging,
+     centred by its centre of mass in 28×28.
 """
 
 from __future__ import annotations
 
 import io
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -53,22 +55,25 @@ DARK_BACKGROUND = 100  # a median brightness under this is a dark screen or boar
 INK_FLOOR = 48  # ink strength (0–255) below which nothing is ink: ~19% darker than the paper
 RULE_INK = 28  # ink strength that counts when looking for faint paper rules
 RULE_SPREAD = np.radians(15)  # rules are sought within this angle of horizontal or vertical
-MAX_COMPONENTS = 96  # the largest blobs of a photo; the rest are specks and texture
-MIN_DIGIT_HEIGHT = 8  # px at working resolution
-ROW_HEIGHT_RATIO = 0.45  # a digit of the row is within this ratio of the anchor's height
-ROW_OVERLAP = 0.4  # ...and shares this fraction of its rows with a digit of the row
-LINE_ELONGATION = 40  # length² / area above this is a line, not a digit
-MAX_CANDIDATES = 24  # a number is one line of a few digits; more blobs are texture
-SPECK_AREA = 0.02  # blobs with less ink than this share of the biggest blob are specks
-SPLIT_ASPECT = 1.1  # a blob wider than this × its (or its row's) height may be touching digits
-HAIRLINE_STROKE = 5  # px: blobs this bold may lose hair-thin lines (see _cut_hairlines)
-BRIDGE = 0.5  # gaps up to this × the stroke width are bridged when labelling blobs
-SIDE_BY_SIDE = 0.7  # blank-separated pieces this tall (× the blob's height) are separate digits
-JOIN_GAP, JOIN_ASPECT = 0.08, 1.3  # neighbours this close may be pieces of one digit
-FRAME_RATIO = 1.3  # a line this much wider than a blob above or below it is not its piece
-CROP_MARGIN = 0.15  # margin (× the longest side) for a second look at a tightly cropped digit
+# Below these a piece of ink is a speck, not worth a model call: a digit narrower than 8 px at
+# working resolution has nothing left of its shape once it is scaled into 20×20.
+MIN_PIECE_AREA = 4
+MIN_DIGIT_HEIGHT = 8
+MAX_PIECES = 160  # the biggest pieces of a photo; the rest are texture (and cost time)
+# Lines: two pieces are neighbours when they share this much of the shorter one's rows and the
+# gap between them is under a multiple of the taller one's height (a space in "1 000 000" is
+# about one digit wide); marks far smaller than their neighbour (a dot, a comma, a 5's bar)
+# join it when closer.
+LINE_OVERLAP = 0.5
+LINE_GAP, MARK_GAP, MARK_SIZE = 1.5, 0.6, 0.35
+# Cuts: a piece wider than CUT_ASPECT × its line's height gets candidate cuts at the thin
+# places of its column profile, at least MIN_SLICE × the height apart. The widest single
+# digits, measured on MNIST and kensanata, are 1.3× as wide as tall (a 7's long bar).
+CUT_ASPECT, MIN_SLICE = 0.6, 0.25
+MAX_SPAN = 4  # pieces in one group: a digit broken into more is read as its biggest pieces
+MAX_GROUP_ASPECT = 1.6  # a group of several pieces wider than this × its height is not a digit
+MAX_GROUPS = 240  # crops per photo: bounds the time a photo of texture can take
 MNIST_BOX = 20
-ALT_BOX = 18  # a second view of each digit, a little smaller: the model reads both, averaged
 STROKE_TARGET = 0.14  # MNIST's median stroke width / longest box side (measured on x_test)
 STROKE_MIN = 0.10  # MNIST's 5th percentile: thinner pens are thickened to STROKE_TARGET
 STROKE_MAX, STROKE_THIN_TO = 0.30, 0.22  # markers far bolder than MNIST's boldest are thinned
@@ -93,6 +98,8 @@ _TRANSPOSE = {  # EXIF orientation → the Pillow transpose that undoes it (as I
     8: Image.Transpose.ROTATE_90,
 }
 
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive ends)
+
 
 class ImageError(ValueError):
     """The bytes are not a usable photo; str(error) is a message for the user."""
@@ -100,31 +107,42 @@ class ImageError(ValueError):
 
 @dataclass
 class Decoded:
-    """A grayscale working copy of a photo and how it maps to the original."""
+    """A working copy of a photo and how it maps to the original."""
 
-    gray: np.ndarray  # uint8 (h, w) (or (h, w, 3) for RGB), orientation-corrected
+    image: np.ndarray  # uint8 (h, w, 3) RGB or (h, w) grey, orientation-corrected
     size: tuple[int, int]  # (width, height) of the orientation-corrected original
     scale: tuple[float, float]  # original px per working px, (x, y)
-    offset: int = 0  # working px of margin added around the photo (`with_margin`)
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A connected piece of ink, or a vertical slice of one, at working resolution."""
+
+    label: int  # its component in the photo's label image
+    box: Box  # deskewed working coordinates
 
 
 @dataclass
-class Candidate:
-    """One digit-like blob: its MNIST-like crop, its box and shape measures."""
+class Group:
+    """A run of neighbouring pieces of a line that may be one digit, as the model sees it."""
 
-    crop: np.ndarray  # uint8 (28, 28), white ink on black
-    alt: np.ndarray  # the same digit drawn a little smaller: a second view for the model
-    box: tuple[int, int, int, int]  # x0, y0, x1, y1 in the original image
-    aspect: float  # width / height at working resolution
-    density: float  # share of the crop's 20×20-fitted box that is ink (as MNIST measures it)
-    row_aspect: float  # width / the median height of the digits in its row
-    length: float  # ink area / stroke width²: how many stroke widths long its strokes are
-    parts: list[Candidate] = field(default_factory=list)  # a wide blob read as touching digits
-    joined: Candidate | None = None  # this blob and the next one read as one broken digit
+    start: int  # pieces [start, end) of its line
+    end: int
+    box: Box  # in the original photo
+    crop: np.ndarray  # uint8 (28, 28), white ink on black, like MNIST
 
 
-def decode(data: bytes, side: int = WORK_SIDE, mode: str = "L") -> Decoded:
-    """Bytes → orientation-corrected grayscale ("L") or RGB with the longest side near `side`.
+@dataclass
+class Line:
+    """One line of writing: its pieces left to right and every group that may be a digit."""
+
+    pieces: list[Piece]
+    groups: list[Group]
+    height: float  # the height of its tall pieces, working px
+
+
+def decode(data: bytes, side: int = WORK_SIDE, mode: str = "RGB") -> Decoded:
+    """Bytes → orientation-corrected RGB (or grey, `mode="L"`) with the longest side near `side`.
 
     Raises ImageError with a human message for anything that is not a sane image; the size
     checks happen on the header, before any pixel is decoded.
@@ -155,7 +173,7 @@ def decode(data: bytes, side: int = WORK_SIDE, mode: str = "L") -> Decoded:
             width, height = height, width
         factor = side / max(width, height)
         if factor < 1 and im.format in ("JPEG", "MPO"):
-            # DCT scaling: decode straight to grayscale at 1/2, 1/4 or 1/8 of the size
+            # DCT scaling: decode straight at 1/2, 1/4 or 1/8 of the size
             want = (max(1, int(im.size[0] * factor)), max(1, int(im.size[1] * factor)))
             im.draft(mode, want)
         try:
@@ -166,19 +184,19 @@ def decode(data: bytes, side: int = WORK_SIDE, mode: str = "L") -> Decoded:
             raise ImageError(DAMAGED) from exc
     if transpose is not None:
         im = im.transpose(transpose)
-    gray = np.asarray(im)
-    long_side = max(gray.shape)
+    pixels = np.asarray(im)
+    long_side = max(pixels.shape[:2])
     # big photos come down to `side`; tiny ones go up so kernel sizes stay meaningful
     target = side if factor < 1 else max(long_side, min(side, MIN_WORK_SIDE))
     if target != long_side:
         f = target / long_side
-        dsize = (max(1, round(gray.shape[1] * f)), max(1, round(gray.shape[0] * f)))
+        dsize = (max(1, round(pixels.shape[1] * f)), max(1, round(pixels.shape[0] * f)))
         interp = cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR
-        gray = cv2.resize(gray, dsize, interpolation=interp)
+        pixels = cv2.resize(pixels, dsize, interpolation=interp)
     return Decoded(
-        gray=np.ascontiguousarray(gray),
+        image=np.ascontiguousarray(pixels),
         size=(width, height),
-        scale=(width / gray.shape[1], height / gray.shape[0]),
+        scale=(width / pixels.shape[1], height / pixels.shape[0]),
     )
 
 
@@ -205,25 +223,34 @@ def shrink(image: np.ndarray, k: int) -> np.ndarray:
                       interpolation=cv2.INTER_AREA)
 
 
-def ink_map(gray: np.ndarray) -> tuple[np.ndarray, bool]:
-    """Grayscale → (ink, inverted): uint8 ink strength, 0 = paper, 255 = full ink.
+def ink_map(image: np.ndarray) -> np.ndarray:
+    """RGB or grey → uint8 ink strength: 0 = paper, 255 = full ink.
 
-    The paper is estimated by a morphological closing (which removes dark strokes narrower
-    than the kernel but keeps shadows and gradients) on a 1/4-size copy, and the photo is
-    divided by it, which flattens uneven light. `inverted` is True for light-on-dark images.
+    Ink is what is darker than the paper in any colour channel (the darkest channel keeps red
+    and light-blue ink as strong as black), or, on a dark screen, lighter in any channel. The
+    paper is estimated by a morphological closing (which removes strokes narrower than the
+    kernel but keeps shadows and gradients) on a 1/4-size copy, and the photo is divided by
+    it, which flattens uneven light.
     """
-    h, w = gray.shape
-    small = shrink(gray, 4)
-    inverted = _light_on_dark(small)
-    if inverted:
-        gray, small = cv2.bitwise_not(gray), cv2.bitwise_not(small)
+    if image.ndim == 3:
+        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        if _light_on_dark(shrink(grey, 4)):
+            chan = cv2.bitwise_not(cv2.max(cv2.max(image[..., 0], image[..., 1]), image[..., 2]))
+        else:
+            chan = cv2.min(cv2.min(image[..., 0], image[..., 1]), image[..., 2])
+    else:
+        chan = image
+        if _light_on_dark(shrink(image, 4)):
+            chan = cv2.bitwise_not(image)
+    h, w = chan.shape
+    small = shrink(chan, 4)
     k = max(9, min(small.shape) // 5) | 1
     paper = cv2.morphologyEx(small, cv2.MORPH_CLOSE, cv2.getStructuringElement(
         cv2.MORPH_RECT, (k, k)))
     paper = cv2.resize(paper, (w, h), interpolation=cv2.INTER_LINEAR)
     paper = cv2.max(paper, 1)  # no division by zero
-    flat = cv2.divide(gray, paper, scale=255)  # paper → 255, ink → its relative darkness
-    return cv2.bitwise_not(flat), inverted
+    flat = cv2.divide(chan, paper, scale=255)  # paper → 255, ink → its relative darkness
+    return cv2.bitwise_not(flat)
 
 
 def _light_on_dark(small: np.ndarray) -> bool:
@@ -239,7 +266,6 @@ def _light_on_dark(small: np.ndarray) -> bool:
     if median < DARK_BACKGROUND:
         return lighter >= darker
     return lighter > 2 * darker + 20
-
 
 
 def _percentiles(image: np.ndarray, qs: tuple[float, ...]) -> list[float]:
@@ -263,8 +289,6 @@ def threshold(ink: np.ndarray) -> tuple[np.ndarray, int]:
     return cv2.threshold(ink, level, 255, cv2.THRESH_BINARY)[1], level
 
 
-
-
 def rule_angle(ink: np.ndarray) -> float | None:
     """The angle (degrees) of ruled or squared paper lines, or None when there are none.
 
@@ -285,11 +309,9 @@ def rule_angle(ink: np.ndarray) -> float | None:
     return float(np.median(angles)) if angles else None
 
 
-
-def deskew(image: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rotate so the paper's rules are axis-aligned, on a canvas large enough to lose nothing.
-    Also returns the 2×3 inverse transform and where the photo's own pixels landed (uint8
-    mask: the rest of the canvas is outside the frame)."""
+def deskew(image: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
+    """Rotate so the paper's rules are axis-aligned, on a canvas large enough to lose nothing;
+    also returns the 2×3 inverse transform."""
     h, w = image.shape
     rot = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
     cos, sin = abs(rot[0, 0]), abs(rot[0, 1])
@@ -298,9 +320,7 @@ def deskew(image: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray, np.
     rot[1, 2] += (size[1] - h) / 2
     out = cv2.warpAffine(image, rot, size, flags=cv2.INTER_LINEAR,
                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    inside = cv2.warpAffine(np.full_like(image, 255), rot, size, flags=cv2.INTER_NEAREST,
-                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    return out, cv2.invertAffineTransform(rot), inside
+    return out, cv2.invertAffineTransform(rot)
 
 
 def suppress_rules(ink: np.ndarray) -> np.ndarray:
@@ -365,137 +385,146 @@ _CROSS3 = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
 _SQUARE3 = np.ones((3, 3), np.uint8)
 
 
-def find_digits(data: bytes) -> tuple[Decoded, list[Candidate]]:
-    """Photo bytes → the decoded photo and its digit candidates, left to right."""
+def segment(data: bytes) -> tuple[Decoded, list[Line]]:
+    """Photo bytes → the decoded photo and its lines of writing, top to bottom, each with the
+    crops of every group of pieces that may be a digit. Raises ImageError for bad input."""
     decoded = decode(data)
-    return decoded, candidates_in(decoded)
-
-
-def with_margin(decoded: Decoded) -> Decoded:
-    """The photo on a wider sheet of its own paper (the median of its outermost pixels): a
-    digit cropped tight (a scan's or a dataset's cell, a photo cut to the digit) touches the
-    frame, where blobs are otherwise taken for cut-off things."""
-    gray = decoded.gray
-    rim = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    pad = max(4, round(CROP_MARGIN * max(gray.shape)))
-    padded = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_CONSTANT,
-                                value=int(np.median(rim)))
-    return replace(decoded, gray=padded, offset=decoded.offset + pad)
-
-
-def candidates_in(decoded: Decoded) -> list[Candidate]:
-    """The digit candidates of a decoded photo, left to right."""
-    ink, _ = ink_map(decoded.gray)
+    ink = ink_map(decoded.image)
     inverse = None
-    inside = np.full_like(ink, 255)
     angle = rule_angle(ink)
     if angle is not None:
         if abs(angle) > 0.25:
-            ink, inverse, inside = deskew(ink, angle)
+            ink, inverse = deskew(ink, angle)
         ink = suppress_rules(ink)
     mask, level = threshold(ink)
-    # the frame's edge: a blob reaching it is cut off (or is the frame, a table, a shadow)
-    edge = cv2.copyMakeBorder(cv2.erode(inside, _SQUARE3)[1:-1, 1:-1], 1, 1, 1, 1,
-                              cv2.BORDER_CONSTANT, value=0) == 0
-    if angle is not None:
-        mask = _cut_hairlines(mask, edge)
-    candidates: list[Candidate] = []
-    groups = _digit_groups(mask, edge, ink, level)
-    row_height = float(np.median([g[3] - g[1] for g in groups])) if groups else 1.0
-    for k, (x0, y0, x1, y1, region) in enumerate(groups):
-        whole = _candidate(ink, region, (x0, y0, x1, y1), level, inverse, decoded)
-        if whole is None:
+    # labels from a mask grown by a pixel: a stroke broken by one faint pixel stays one piece
+    n, labels, stats = _components(cv2.dilate(mask, _SQUARE3))
+    inked = mask > 0
+    area = np.bincount(labels[inked], minlength=n)
+    keep = np.flatnonzero((area >= MIN_PIECE_AREA) & (np.arange(n) > 0))
+    keep = keep[np.argsort(-area[keep])][:MAX_PIECES]
+    boxes = [(int(stats[i, 0]) + 1, int(stats[i, 1]) + 1,  # the growth's rim back off
+              int(stats[i, 0] + stats[i, 2]) - 1, int(stats[i, 1] + stats[i, 3]) - 1)
+             for i in keep]
+    pieces = [Piece(int(i), b) for i, b in zip(keep, boxes, strict=True)
+              if b[2] > b[0] and b[3] > b[1]]
+    lines: list[Line] = []
+    budget = MAX_GROUPS
+    for members in _lines(pieces):
+        height = _line_height(members)
+        if height < MIN_DIGIT_HEIGHT:
             continue
-        if k + 1 < len(groups):
-            joined = _join(groups[k], groups[k + 1])
-            if joined is not None:
-                whole.joined = _candidate(ink, joined[4], joined[:4], level, inverse, decoded)
-        whole.row_aspect = (x1 - x0) / row_height
-        if max(whole.aspect, whole.row_aspect) > SPLIT_ASPECT:
-            for sx0, sx1 in _split_touching(region):
-                rows = np.flatnonzero(region[:, sx0:sx1].any(axis=1))
-                if rows.size == 0:
+        sliced = [s for p in members for s in _slices(p, labels, inked, height)]
+        sliced.sort(key=lambda p: (p.box[0] + p.box[2], p.box[1]))
+        line = Line(sliced, [], height)
+        for start in range(len(sliced)):
+            for end in range(start + 1, min(len(sliced), start + MAX_SPAN) + 1):
+                if budget == 0:
+                    break
+                box = _union([p.box for p in sliced[start:end]])
+                wide = box[2] - box[0] > MAX_GROUP_ASPECT * (box[3] - box[1])
+                if end - start > 1 and wide:
                     continue
-                r0, r1 = int(rows[0]), int(rows[-1]) + 1
-                part = _candidate(ink, region[r0:r1, sx0:sx1], (x0 + sx0, y0 + r0, x0 + sx1,
-                                  y0 + r1), level, inverse, decoded)
-                if part is not None:
-                    whole.parts.append(part)
-            if len(whole.parts) < 2:
-                whole.parts = []
-        candidates.append(whole)
-    return candidates
+                crop = _group_crop(sliced[start:end], box, labels, inked, ink, level)
+                if crop is not None:
+                    line.groups.append(Group(start, end, _to_original(box, inverse, decoded),
+                                             crop))
+                    budget -= 1
+        if line.groups:
+            lines.append(line)
+    lines.sort(key=lambda ln: float(np.median([(p.box[1] + p.box[3]) / 2 for p in ln.pieces])))
+    return decoded, lines
 
 
-def _cut_hairlines(mask: np.ndarray, edge: np.ndarray) -> np.ndarray:
-    """Blobs reaching the frame's edge lose their hair-thin lines (what is left of a paper rule
-    that runs from a digit to the edge), when their strokes are clearly bolder than that: a
-    3×3 opening keeps the strokes' cores, which regrow inside the mask."""
-    at_edge = edge & (mask > 0)
-    if not at_edge.any():
-        return mask
-    n, labels = cv2.connectedComponents(mask, connectivity=8)
-    reach = np.zeros(n, bool)
-    reach[labels[at_edge]] = True
-    reach[0] = False
-    if not reach.any():
-        return mask
-    core = cv2.erode(mask, _SQUARE3)
-    area = np.bincount(labels[mask > 0], minlength=n)
-    rim = area - np.bincount(labels[core > 0], minlength=n)
-    reach &= 2 * area >= HAIRLINE_STROKE * np.maximum(rim, 1)  # each blob's own stroke width
-    if not reach.any():
-        return mask
-    blobs = reach[labels].view(np.uint8)
-    core = cv2.dilate(core, _SQUARE3)  # the opening: the strokes' cores
-    cleaned = cv2.bitwise_and(cv2.dilate(core, _SQUARE3), mask)
-    return cv2.copyTo(cleaned, blobs, mask.copy())
+def _lines(pieces: list[Piece]) -> list[list[Piece]]:
+    """Pieces → lines of writing (union of neighbour links, see LINE_OVERLAP)."""
+    if not pieces:
+        return []
+    b = np.array([p.box for p in pieces], np.float64)
+    x0, y0, x1, y1 = b.T
+    h = y1 - y0
+    shared = np.minimum(y1[:, None], y1[None]) - np.maximum(y0[:, None], y0[None])
+    small, tall = np.minimum(h[:, None], h[None]), np.maximum(h[:, None], h[None])
+    gap = np.maximum(x0[:, None] - x1[None], x0[None] - x1[:, None])
+    alike = small >= MARK_SIZE * tall
+    near = np.where(alike, gap <= LINE_GAP * tall, gap <= MARK_GAP * tall)
+    link = (shared >= LINE_OVERLAP * small) & near
+    parent = list(range(len(pieces)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j in np.argwhere(np.triu(link, 1)):
+        parent[root(int(i))] = root(int(j))
+    lines: dict[int, list[Piece]] = {}
+    for i, p in enumerate(pieces):
+        lines.setdefault(root(i), []).append(p)
+    return list(lines.values())
 
 
-def _join(a: tuple, b: tuple) -> tuple | None:
-    """Two neighbouring blobs as one (a 9 whose loop is open), when they are close enough."""
-    tall = max(a[3] - a[1], b[3] - b[1])
-    if b[0] - a[2] > JOIN_GAP * tall:
-        return None
-    x0, y0, x1, y1 = min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])
-    if x1 - x0 > JOIN_ASPECT * (y1 - y0):
-        return None
-    region = np.zeros((y1 - y0, x1 - x0), bool)
-    for bx0, by0, bx1, by1, r in (a, b):
-        region[by0 - y0:by1 - y0, bx0 - x0:bx1 - x0] |= r
-    return x0, y0, x1, y1, region
+def _line_height(members: list[Piece]) -> float:
+    """The height of a line's digits: the median of its pieces at least half as tall as its
+    tallest (a dot, a comma or a 5's detached bar does not count)."""
+    heights = np.array([p.box[3] - p.box[1] for p in members], np.float64)
+    return float(np.median(heights[heights >= 0.5 * heights.max()]))
 
 
-def _candidate(ink: np.ndarray, region: np.ndarray, box: tuple[int, int, int, int], level: int,
-               inverse: np.ndarray | None, decoded: Decoded) -> Candidate | None:
+def _slices(piece: Piece, labels: np.ndarray, inked: np.ndarray, height: float) -> list[Piece]:
+    """A piece wider than a digit → vertical slices at the thin places of its column profile
+    (touching digits part there); a narrower piece as it is."""
+    x0, y0, x1, y1 = piece.box
+    width = x1 - x0
+    if width <= CUT_ASPECT * height:
+        return [piece]
+    region = (labels[y0:y1, x0:x1] == piece.label) & inked[y0:y1, x0:x1]
+    profile = region.sum(axis=0).astype(np.float64)
+    profile = np.convolve(profile, np.ones(3) / 3, mode="same")  # a pixel's noise is no valley
+    step = max(1, round(MIN_SLICE * height))
+    inner = np.arange(step, width - step)
+    if inner.size == 0:
+        return [piece]
+    valleys = inner[(profile[inner] <= profile[inner - 1]) & (profile[inner] <= profile[inner + 1])]
+    cuts: list[int] = []
+    for x in valleys[np.argsort(profile[valleys], kind="stable")]:
+        if all(abs(int(x) - c) >= step for c in cuts):
+            cuts.append(int(x))
+        if len(cuts) >= int(width / step) - 1:
+            break
+    out = []
+    for a, b in zip([0, *sorted(cuts)], [*sorted(cuts), width], strict=True):
+        rows = np.flatnonzero(region[:, a:b].any(axis=1))
+        if rows.size:
+            out.append(Piece(piece.label, (x0 + a, y0 + int(rows[0]), x0 + b,
+                                           y0 + int(rows[-1]) + 1)))
+    return out
+
+
+def _union(boxes: list[Box]) -> Box:
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes),
+            max(b[2] for b in boxes), max(b[3] for b in boxes))
+
+
+def _group_crop(pieces: list[Piece], box: Box, labels: np.ndarray, inked: np.ndarray,
+                ink: np.ndarray, level: int) -> np.ndarray | None:
+    """The MNIST-like crop of a group: only its own pieces' ink, in its box."""
     x0, y0, x1, y1 = box
-    shaped = mnist_views(ink[y0:y1, x0:x1], region, level)
-    if shaped is None:
-        return None
-    (crop, alt), length = shaped
-    return Candidate(
-        crop=crop, alt=alt, box=_to_original(box, inverse, decoded),
-        aspect=(x1 - x0) / max(1, y1 - y0),
-        density=_crop_density(crop), row_aspect=(x1 - x0) / max(1, y1 - y0), length=length,
-    )
+    region = np.zeros((y1 - y0, x1 - x0), bool)
+    for p in pieces:
+        px0, py0, px1, py1 = p.box
+        region[py0 - y0:py1 - y0, px0 - x0:px1 - x0] |= (
+            labels[py0:py1, px0:px1] == p.label) & inked[py0:py1, px0:px1]
+    return mnist_crop(ink[y0:y1, x0:x1], region, level)
 
 
-def _crop_density(crop: np.ndarray) -> float:
-    ink = crop > 127
-    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-    if rows.size == 0:
-        return 0.0
-    return float(ink.sum()) / ((rows[-1] - rows[0] + 1) * (cols[-1] - cols[0] + 1))
-
-
-def _to_original(box: tuple[int, int, int, int], inverse: np.ndarray | None,
-                 decoded: Decoded) -> tuple[int, int, int, int]:
+def _to_original(box: Box, inverse: np.ndarray | None, decoded: Decoded) -> Box:
     """A box at working resolution (maybe deskewed) → x0, y0, x1, y1 in the original photo."""
     x0, y0, x1, y1 = box
     corners = np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]], np.float64)
     if inverse is not None:
         corners = corners @ inverse[:, :2].T + inverse[:, 2]
-    corners -= decoded.offset
     sx, sy = decoded.scale
     width, height = decoded.size
     return (
@@ -505,209 +534,13 @@ def _to_original(box: tuple[int, int, int, int], inverse: np.ndarray | None,
     )
 
 
+def mnist_crop(ink: np.ndarray, region: np.ndarray, level: int) -> np.ndarray | None:
+    """One digit's ink (uint8, its box) → uint8 28×28 like MNIST, or None if it is empty.
 
-def _digit_groups(mask: np.ndarray, edge: np.ndarray, ink: np.ndarray,
-                  level: int) -> list[tuple[int, int, int, int, np.ndarray]]:
-    """Binary mask → digit boxes (x0, y0, x1, y1, the digit's own pixels in the box), left to
-    right.
-
-    Components are labelled on a slightly grown mask, so a stroke broken by a faint or
-    blurred spot stays one piece; the growth is a fraction of the typical stroke width.
-    """
-    h, w = mask.shape
-    ink_px = cv2.countNonZero(mask)
-    if ink_px == 0:
-        return []
-    rim = ink_px - cv2.countNonZero(cv2.erode(mask, _SQUARE3))
-    stroke = 2 * ink_px / max(1, rim)
-    r = int(np.clip(round(BRIDGE * stroke), 1, 4))
-    grown = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
-    n, labels, stats = _components(grown)
-    bw, bh = stats[1:, 2], stats[1:, 3]
-    inked = mask > 0
-    inked_labels = labels[inked]
-    ink_area = np.bincount(inked_labels, minlength=n)  # the blob's own ink, not its growth
-    # how much darker than the threshold its ink is, in all: a pen stroke outweighs a larger
-    # but faint smudge (a shadow's tip that flattening left behind)
-    contrast = np.bincount(inked_labels, weights=ink[inked].astype(np.float64) - (level - 1),
-                           minlength=n)
-    area = ink_area[1:]
-    touching = np.zeros(n, bool)
-    touching[labels[edge & inked]] = True
-    ok = ~touching[1:] & (bh <= 0.95 * h) & (bw <= 0.95 * w)
-    if not ok.any():
-        return []
-    ok &= area >= max(6, SPECK_AREA * area[ok].max())  # specks, relative to the main ink
-    ids = np.flatnonzero(ok) + 1
-    ids = ids[np.argsort(-ink_area[ids])][:MAX_COMPONENTS]
-    boxes = [[int(stats[i, 0]) + r, int(stats[i, 1]) + r, int(stats[i, 0] + stats[i, 2]) - r,
-              int(stats[i, 1] + stats[i, 3]) - r, [int(i)], int(ink_area[i]), float(contrast[i])]
-             for i in ids]
-    boxes = _merge_pieces(boxes)
-    boxes = [b for b in boxes if b[3] - b[1] >= MIN_DIGIT_HEIGHT]
-    if not boxes:
-        return []
-    out = []
-    for x0, y0, x1, y1, members, *_ in _dominant_row(boxes):
-        x0, y0 = max(0, x0 - r), max(0, y0 - r)
-        region = np.isin(labels[y0:y1 + r, x0:x1 + r], members) & (mask[y0:y1 + r, x0:x1 + r] > 0)
-        rows, cols = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
-        if rows.size == 0:
-            continue
-        ty0, tx0 = int(rows[0]), int(cols[0])
-        region = region[ty0:rows[-1] + 1, tx0:cols[-1] + 1]
-        for sx0, sx1 in _side_by_side(region):
-            part = region[:, sx0:sx1]
-            prow = np.flatnonzero(part.any(axis=1))
-            out.append((x0 + tx0 + sx0, y0 + ty0 + int(prow[0]), x0 + tx0 + sx1,
-                        y0 + ty0 + int(prow[-1]) + 1, part[prow[0]:prow[-1] + 1]))
-    out.sort(key=lambda b: b[0])
-    return out[:MAX_CANDIDATES]
-
-
-def _side_by_side(region: np.ndarray) -> list[tuple[int, int]]:
-    """Column ranges of a blob that bridging joined but blank columns separate: two digits
-    written close together. Pieces much shorter than the blob (a 5's bar) stay with it."""
-    h, w = region.shape
-    inked = region.any(axis=0)
-    edges = np.flatnonzero(np.diff(inked.astype(np.int8)))  # ink starts/ends between columns
-    if edges.size == 0:
-        return [(0, w)]
-    bounds = [0, *(int(e) + 1 for e in edges), w]
-    runs = [(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if inked[a]]
-    tall = []
-    for a, b in runs:
-        rows = np.flatnonzero(region[:, a:b].any(axis=1))
-        tall.append(rows[-1] + 1 - rows[0] >= SIDE_BY_SIDE * h)
-    if sum(tall) < 2:
-        return [(0, w)]
-    # each short run joins its nearest tall neighbour
-    cuts = [0]
-    tall_idx = [k for k, t in enumerate(tall) if t]
-    for left, right in zip(tall_idx, tall_idx[1:], strict=False):
-        cuts.append(runs[right][0] if right == left + 1 else _nearest_cut(runs, left, right))
-    cuts.append(w)
-    return list(zip(cuts, cuts[1:], strict=False))
-
-
-def _nearest_cut(runs: list[tuple[int, int]], left: int, right: int) -> int:
-    """Where to cut between two tall runs with short runs between them: at the widest gap."""
-    gaps = [(runs[k + 1][0] - runs[k][1], runs[k + 1][0]) for k in range(left, right)]
-    return max(gaps)[1]
-
-
-def _merge_pieces(boxes: list[list]) -> list[list]:
-    """Union the pieces of one digit (a 5 whose bar is apart, a 4 in two strokes).
-
-    Two pieces join when they overlap horizontally and are close vertically, or when one is
-    much shorter than the other and sits next to it, within its height band.
-    """
-    while len(boxes) > 1:
-        b = np.array([bb[:4] for bb in boxes], np.float64)
-        x0, y0, x1, y1 = b.T
-        bh = y1 - y0
-        overlap = np.minimum(x1[:, None], x1[None]) - np.maximum(x0[:, None], x0[None])
-        narrow = np.minimum((x1 - x0)[:, None], (x1 - x0)[None])
-        gap = np.maximum(y0[:, None], y0[None]) - np.minimum(y1[:, None], y1[None])
-        tall = np.maximum(bh[:, None], bh[None])
-        stacked = (overlap >= 0.5 * narrow) & (gap <= 0.3 * tall)
-        # i is a small piece beside the bigger j: inside j's rows, a short hop away
-        small = bh[:, None] <= 0.6 * bh[None]
-        inside = (y0[:, None] >= y0[None] - 0.15 * bh[None]) & (
-            y1[:, None] <= y1[None] + 0.15 * bh[None])
-        beside = small & inside & (overlap >= -0.12 * bh[None])
-        # a horizontal line wider than the blob above or below it (what rule removal left of
-        # a form cell's frame, a rule's remnant) is not its piece
-        w, h = x1 - x0, y1 - y0
-        bar = np.array([_line_like(bb) for bb in boxes]) & (w > 4 * h)
-        overlong = bar[:, None] & (w[:, None] > FRAME_RATIO * w[None])
-        join = (stacked | beside | beside.T) & ~overlong & ~overlong.T
-        np.fill_diagonal(join, False)
-        if not join.any():
-            break
-        i, j = (int(v) for v in np.argwhere(join)[0])
-        a, c = boxes[i], boxes[j]
-        boxes[i] = [min(a[0], c[0]), min(a[1], c[1]), max(a[2], c[2]), max(a[3], c[3]),
-                    a[4] + c[4], a[5] + c[5], a[6] + c[6]]
-        del boxes[j]
-    return boxes
-
-
-def _dominant_row(boxes: list[list]) -> list[list]:
-    """The line of digits: the blob with the most ink (summed contrast), then, repeatedly,
-    blobs of a similar height that share rows with a member (a number may be slanted or have a
-    wobbly baseline).
-
-    Blobs shaped like a long line are poor anchors (a table edge, a shadow's rim, a rule's
-    remnant); they only anchor the row when nothing else is there.
-    """
-
-    def score(b: list) -> float:
-        return b[6] * (0.1 if _line_like(b) else 1.0)
-
-    anchor = max(boxes, key=score)
-    ah = anchor[3] - anchor[1]
-    row = [anchor]
-    rest = [b for b in boxes if b is not anchor and not _line_like(b)]
-    grew = True
-    while grew:
-        grew = False
-        for b in list(rest):
-            bh = b[3] - b[1]
-            if not ROW_HEIGHT_RATIO * ah <= bh <= ah / ROW_HEIGHT_RATIO:
-                continue
-            for m in row:
-                shared = min(b[3], m[3]) - max(b[1], m[1])
-                if shared >= ROW_OVERLAP * min(bh, m[3] - m[1]):
-                    row.append(b)
-                    rest.remove(b)
-                    grew = True
-                    break
-    return row
-
-
-def _line_like(b: list) -> bool:
-    """A long thin stroke (a table edge, a rule's remnant): length² / area is large."""
-    return max(b[2] - b[0], b[3] - b[1]) ** 2 > LINE_ELONGATION * b[5]
-
-
-def _split_touching(region: np.ndarray) -> list[tuple[int, int]]:
-    """Column ranges of the digits in a blob much wider than tall: cuts at ink minima."""
-    h, w = region.shape
-    n = max(2, round(w / (0.75 * h)))
-    profile = region.sum(axis=0).astype(np.float32)
-    cuts, start = [0], 0
-    for k in range(1, n):
-        expected = k * w / n
-        lo = max(int(expected - 0.3 * w / n), start + 1)
-        hi = min(int(expected + 0.3 * w / n) + 1, w - 1)
-        if hi <= lo:
-            continue
-        cut = lo + int(np.argmin(profile[lo:hi]))
-        cuts.append(cut)
-        start = cut
-    cuts.append(w)
-    return [(a, b) for a, b in zip(cuts, cuts[1:], strict=False) if b > a]
-
-
-def mnist_crop(ink: np.ndarray, region: np.ndarray,
-               level: int) -> tuple[np.ndarray, float] | None:
-    """One digit's ink (uint8, its box) → (uint8 28×28 like MNIST, its stroke length in stroke
-    widths), or None if it is empty. See `mnist_views`."""
-    views = mnist_views(ink, region, level, (MNIST_BOX,))
-    return None if views is None else (views[0][0], views[1])
-
-
-def mnist_views(ink: np.ndarray, region: np.ndarray, level: int,
-                boxes: tuple[int, ...] = (MNIST_BOX, ALT_BOX),
-                ) -> tuple[list[np.ndarray], float] | None:
-    """One digit's ink (uint8, its box) → (uint8 28×28 images like MNIST, one per box size,
-    its stroke length in stroke widths), or None if it is empty.
-
-    The ink outside the digit's own components is masked out, the box is enlarged so its
-    longest side is 4×20 px, the strokes are brought to MNIST's typical width, then the image
-    is area-averaged down into box×box (20×20 as MNIST; that gives MNIST's anti-aliased edges)
-    and placed in 28×28 with its centre of mass at the centre.
+    The ink outside the digit's own pieces is masked out, the box is enlarged so its longest
+    side is 4×20 px, the strokes are brought to MNIST's typical width, then the image is
+    area-averaged down into 20×20 (as MNIST; that gives MNIST's anti-aliased edges) and placed
+    in 28×28 with its centre of mass at the centre.
     """
     h, w = ink.shape
     if h == 0 or w == 0:
@@ -722,44 +555,37 @@ def mnist_views(ink: np.ndarray, region: np.ndarray, level: int,
     ys, xs = np.nonzero(binary)
     if ys.size == 0:
         return None
-    binary = binary[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
-    binary, width = _normalize_stroke(binary)
-    length = float(np.count_nonzero(binary)) / max(width, 1.0) ** 2
+    binary = _normalize_stroke(binary[ys.min():ys.max() + 1, xs.min():xs.max() + 1])
     bh, bw = binary.shape
-    binary = binary.astype(np.float32)
-    views = []
-    for box in boxes:
-        f = box / max(bh, bw)
-        small = cv2.resize(binary, (max(1, round(bw * f)), max(1, round(bh * f))),
-                           interpolation=cv2.INTER_AREA)
-        m = cv2.moments(small)
-        if m["m00"] <= 0:
-            return None
-        cx, cy = m["m10"] / m["m00"], m["m01"] / m["m00"]
-        shift = np.float32([[1, 0, 14 - cx], [0, 1, 14 - cy]])
-        out = cv2.warpAffine(small, shift, (28, 28), flags=cv2.INTER_LINEAR,
-                             borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        views.append(np.clip(out * 255 + 0.5, 0, 255).astype(np.uint8))
-    return views, length
+    f = MNIST_BOX / max(bh, bw)
+    small = cv2.resize(binary.astype(np.float32), (max(1, round(bw * f)), max(1, round(bh * f))),
+                       interpolation=cv2.INTER_AREA)
+    m = cv2.moments(small)
+    if m["m00"] <= 0:
+        return None
+    cx, cy = m["m10"] / m["m00"], m["m01"] / m["m00"]
+    shift = np.float32([[1, 0, 14 - cx], [0, 1, 14 - cy]])
+    out = cv2.warpAffine(small, shift, (28, 28), flags=cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return np.clip(out * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
-def _normalize_stroke(binary: np.ndarray) -> tuple[np.ndarray, float]:
-    """Thicken a thin pen or thin a marker so the stroke/size ratio is MNIST's; also returns
-    the stroke width (px) before the change."""
+def _normalize_stroke(binary: np.ndarray) -> np.ndarray:
+    """Thicken a thin pen or thin a marker so the stroke/size ratio is MNIST's."""
     long_side = max(binary.shape)
     framed = cv2.copyMakeBorder(binary, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
     dist = cv2.distanceTransform(framed, cv2.DIST_L2, 3)
     width = 4 * float(dist[framed > 0].mean())
     ratio = width / long_side
     if STROKE_MIN <= ratio <= STROKE_MAX:
-        return binary, width
+        return binary
     target = (STROKE_TARGET if ratio < STROKE_MIN else STROKE_THIN_TO) * long_side
     radius = round(abs(target - width) / 2)
     if radius < 1:
-        return binary, width
+        return binary
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     pad = cv2.copyMakeBorder(binary, radius, radius, radius, radius, cv2.BORDER_CONSTANT, value=0)
     if ratio < STROKE_MIN:
-        return cv2.dilate(pad, kernel), width
+        return cv2.dilate(pad, kernel)
     thinner = cv2.erode(binary, kernel)
-    return (thinner if thinner.any() else binary), width
+    return thinner if thinner.any() else binary

@@ -6,12 +6,21 @@
 
 `recognize` never raises for bad input: a broken or absurd file comes back as status "error"
 with a message meant for the person who sent it.
+
+The decision is the model's. The segmenter (model/preprocess.py) offers, for each line of
+writing, every group of neighbouring pieces that may be one digit; the model reads all of them
+in one call, each as a digit 0–9, as a MARK (ink that is no digit: a letter, a separator, a
+doodle, a speck, the table's edge) or as a PART (a piece of a digit, or more than one digit).
+Each line is then read as the split of its pieces into groups that the model finds most
+likely to be whole units (a digit or a mark), by dynamic programming; its digits are the line's
+number. Lines with no digit are left out.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,44 +30,14 @@ import cv2
 import numpy as np
 
 from model import RELEASE_DIR
-from model.preprocess import (
-    Candidate,
-    ImageError,
-    candidates_in,
-    decode,
-    find_digits,
-    with_margin,
-)
+from model.preprocess import Box, ImageError, Line, decode, segment
 
-# Rejection: a blob is reported as a digit only when it is shaped like one (aspect, ink
-# density, strokes rather than a patch of ink) and the model is sure enough of it.
-MIN_CONFIDENCE = 0.65
-# A photo whose only digit-shaped blob is an odd but real digit (a filled-loop 6) gets a lower
-# bar: the shape gates already passed, and the model was trained to be unsure of non-digits.
-LONE_MIN_CONFIDENCE = 0.50
-# ...or, beside a digit read with ROW_ANCHOR_CONFIDENCE, one of its height read with this much
-ROW_MIN_CONFIDENCE, ROW_ANCHOR_CONFIDENCE, ROW_HEIGHT_SHARE = 0.40, 0.90, 0.7
-MIN_ASPECT, MAX_ASPECT = 0.06, 3.0  # width / height of a digit's box
-MIN_HEIGHT_SHARE = 0.025  # a digit's height / the photo's short side (24 px of 960)
-# share of the normalized crop's box covered by ink; MNIST's digits other than 1 stay under
-# 0.70 (99.5th percentile), a narrow 1 may fill its box
-MIN_DENSITY, MAX_DENSITY, MAX_DENSITY_NARROW = 0.10, 0.75, 0.98
-MAX_DENSITY_SURE = 0.85  # a bold marker digit read with BLOB_CONFIDENCE may fill this much
-MIN_LENGTH, BLOB_CONFIDENCE = 3.0, 0.90  # ink area / stroke width²: strokes are long
-# ...but a "1" longer than this many stroke widths is a hairline: a paper rule's remnant, a
-# crease, a hair (MNIST-like 1s stay under 30 even from a fine pen)
-MAX_ONE_LENGTH = 30.0
-# Touching digits and broken digits (see _prefer_split and _prefer_join).
-SPLIT_WHOLE_BELOW, SPLIT_MARGIN, SPLIT_PARTS_SURE = 0.9, 0.2, 0.9
-SPLIT_ROW_ASPECT = 1.6  # width / the row's height: surely more than one digit's width
-# ...but a blob the model reads as one digit this surely stays whole unless it is wider than
-# any single digit: the halves of a wide 5 read as two surely written 5s, too
-SPLIT_WHOLE_SURE, SPLIT_SURE_ASPECT = 0.99, 2.2
-JOIN_BOTH_BELOW, JOIN_MARGIN, JOIN_SURE, JOIN_UNEQUAL = 0.7, 0.2, 0.9, 0.75
-SLIVER_ASPECT, SLIVER_OVERLAP = 0.3, 0.5  # see _sliver
-# A photo with no digit is looked at again on a wider margin (a digit cropped tight touches
-# the frame); what that finds counts only if it spans this share of the photo both ways.
-CROP_FILL = 0.6
+CLASSES = 12  # the model's outputs: digits 0–9, MARK, PART
+MARK, PART = 10, 11
+# A model trained before MARK and PART existed has 10 outputs; its softmax was taught to be
+# unsure of non-digits, so a reading under this confidence counts as a mark.
+LEGACY_MARK = 0.5
+SKIP = math.log(1e-3)  # a piece with no crop of its own (empty after masking) is passed over
 ANNOTATED_SIDE = 1280
 
 log = logging.getLogger(__name__)
@@ -70,9 +49,10 @@ class Digit:
 
     digit: int
     confidence: float
-    box: tuple[int, int, int, int]  # x0, y0, x1, y1 in the original (orientation-corrected) image
+    box: Box  # x0, y0, x1, y1 in the original (orientation-corrected) image
     alternatives: list[tuple[int, float]]  # top-3 (digit, probability), best first
     crop: np.ndarray = field(repr=False)  # uint8 (28, 28): what the model saw
+    line: int = 0  # which line of the photo (0 = the top one)
 
 
 @dataclass
@@ -80,10 +60,14 @@ class Result:
     """What recognize() found in one photo."""
 
     status: str  # "ok" | "no_digit" | "error"
-    text: str = ""
+    text: str = ""  # the digits of each line, lines joined by "\n"
     digits: list[Digit] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
+
+    @property
+    def lines(self) -> list[str]:
+        return self.text.split("\n") if self.text else []
 
     def to_json(self, file: str) -> dict:
         """The CLI's JSON object for this result."""
@@ -92,7 +76,8 @@ class Result:
             "status": self.status,
             "text": self.text,
             "digits": [
-                {"digit": d.digit, "confidence": round(d.confidence, 4), "box": list(d.box)}
+                {"digit": d.digit, "confidence": round(d.confidence, 4), "box": list(d.box),
+                 "line": d.line}
                 for d in self.digits
             ],
         }
@@ -152,171 +137,87 @@ class Recognizer:
         return self._interpreter.get_tensor(self._output)[:n].copy()
 
     def classify(self, images: np.ndarray) -> np.ndarray:
-        """uint8 (N, 28, 28) MNIST-like images → (N, 10) probabilities, in one model call."""
+        """uint8 (N, 28, 28) MNIST-like images → (N, 12) probabilities (digits, MARK, PART),
+        in one model call. A 10-output model's rows are padded with zeros."""
         images = np.asarray(images)
         if images.ndim == 2:
             images = images[None]
         if len(images) == 0:
-            return np.zeros((0, 10), np.float32)
+            return np.zeros((0, CLASSES), np.float32)
         x = (images.astype(np.float32) / 255.0)[..., None]
         with self._lock:
-            return self._predict(x)
+            probs = self._predict(x)
+        if probs.shape[1] < CLASSES:
+            probs = np.pad(probs, ((0, 0), (0, CLASSES - probs.shape[1])))
+        return probs
 
     def recognize(self, image_bytes: bytes) -> Result:
         """Photo bytes → Result; never raises for bad input."""
         start = time.perf_counter()
         try:
-            decoded, candidates = find_digits(image_bytes)
-            digits = self._read(candidates, min(decoded.size))
-            if not digits:  # a digit cropped tight touches the frame: look again with a margin
-                again = self._read(candidates_in(with_margin(decoded)), min(decoded.size))
-                if _fills_frame(again, decoded.size):
-                    digits = again
+            _, lines = segment(image_bytes)
+            crops = [g.crop for line in lines for g in line.groups]
+            probs = iter(self.classify(np.stack(crops)) if crops else [])
+            readings = [read_line(line, [next(probs) for _ in line.groups]) for line in lines]
         except ImageError as exc:
             return Result("error", error=str(exc), seconds=time.perf_counter() - start)
         except Exception:  # a pathological image (or a bug) must not take the caller down
             log.exception("recognize failed on a %d-byte image", len(image_bytes))
             return Result("error", error="I couldn't process that image, sorry.",
                           seconds=time.perf_counter() - start)
-        status = "ok" if digits else "no_digit"
-        return Result(status, text="".join(str(d.digit) for d in digits), digits=digits,
+        readings = [r for r in readings if r]
+        digits = [replace_line(d, k) for k, r in enumerate(readings) for d in r]
+        text = "\n".join("".join(str(d.digit) for d in r) for r in readings)
+        return Result("ok" if digits else "no_digit", text=text, digits=digits,
                       seconds=time.perf_counter() - start)
 
-    def _read(self, candidates: list[Candidate], short_side: int) -> list[Digit]:
-        """Classify every crop and every hypothesis in one model call; keep the sure digits.
 
-        A wide blob may be touching digits (its `parts`), two neighbours may be the pieces of
-        one broken digit (`joined`); each is taken only when the model reads it clearly
-        better than the plain blobs, since both are rarer than whole, separate digits.
-        """
-        crops = [c.crop for c in candidates] + [c.alt for c in candidates]
-        crops += [p.crop for c in candidates for p in c.parts]
-        crops += [c.joined.crop for c in candidates if c.joined is not None]
-        if not crops:
-            return []
-        probs = iter(self.classify(np.stack(crops)))
-        whole = [next(probs) for _ in candidates]
-        # each blob is read in two views (its box scaled to 20 and to 18 px) and the readings
-        # averaged: steadier on borderline shapes, and a wrong digit is rarely sure in both
-        whole = [(p + next(probs)) / 2 for p in whole]
-        parts = [[(part, next(probs)) for part in c.parts] for c in candidates]
-        joined = [next(probs) if c.joined is not None else None for c in candidates]
-        readings: list[tuple[Candidate, np.ndarray]] = []
-        k = 0
-        while k < len(candidates):
-            c, p = candidates[k], whole[k]
-            q = joined[k]
-            if (q is not None and k + 1 < len(candidates)
-                    and _prefer_join(c, candidates[k + 1], p, whole[k + 1], q)):
-                readings.append((c.joined, q))
-                k += 2
-                continue
-            if parts[k] and _prefer_split(c, p, [r for _, r in parts[k]]):
-                readings.extend(parts[k])
-            else:
-                readings.append((c, p))
-            k += 1
-        # a patch of ink with no stroke to speak of (a blot, a smudge, a bold digit whose
-        # loops filled up) is taken only when the model is sure of it (BLOB_CONFIDENCE)
-        # specks far smaller than anything one photographs to have it read (dust, a square
-        # of the paper's grid) are not digits, however surely the model reads them
-        low = MIN_HEIGHT_SHARE * short_side
-        readings = [(blob, q) for blob, q in readings if blob.box[3] - blob.box[1] >= low
-                    and _digit_shaped(blob, certain := float(q.max()) >= BLOB_CONFIDENCE)
-                    and (blob.length >= MIN_LENGTH or certain)
-                    and not (int(q.argmax()) == 1 and blob.length > MAX_ONE_LENGTH)]
-        readings = [(blob, q) for k, (blob, q) in enumerate(readings)
-                    if not _sliver(blob, [b for b, _ in readings[max(0, k - 1):k + 2]])]
-        sure = [blob for blob, q in readings if float(q.max()) >= ROW_ANCHOR_CONFIDENCE]
-        height = float(np.median([b.box[3] - b.box[1] for b in sure])) if sure else 0.0
-
-        def keep(blob: Candidate, q: np.ndarray) -> bool:
-            if float(q.max()) >= MIN_CONFIDENCE:
-                return True
-            if len(readings) == 1:
-                return float(q.max()) >= LONE_MIN_CONFIDENCE
-            # an unsure digit among sure ones of its size is reported, with its low
-            # confidence: leaving it out would misread the number just the same
-            return (bool(sure) and float(q.max()) >= ROW_MIN_CONFIDENCE
-                    and blob.box[3] - blob.box[1] >= ROW_HEIGHT_SHARE * height)
-
-        return [_digit(blob, q) for blob, q in readings if keep(blob, q)]
+def unit_scores(p: np.ndarray) -> tuple[int, float]:
+    """A group's best reading as a whole unit: (a digit 0–9 or MARK, its probability)."""
+    digit = int(np.argmax(p[:MARK]))
+    mark = float(p[MARK]) if p[MARK] + p[PART] > 0 else LEGACY_MARK
+    return (digit, float(p[digit])) if p[digit] >= mark else (MARK, mark)
 
 
-def _fills_frame(digits: list[Digit], size: tuple[int, int]) -> bool:
-    """Whether the digits span most of the photo both ways, as in a photo cropped to them
-    (and unlike the table's edge or a shadow along one side of a blank page)."""
-    if not digits:
-        return False
-    x0 = min(d.box[0] for d in digits)
-    y0 = min(d.box[1] for d in digits)
-    x1 = max(d.box[2] for d in digits)
-    y1 = max(d.box[3] for d in digits)
-    return x1 - x0 >= CROP_FILL * size[0] and y1 - y0 >= CROP_FILL * size[1]
+def read_line(line: Line, probs: list[np.ndarray]) -> list[Digit]:
+    """The most likely split of a line's pieces into whole units; its digits, left to right."""
+    n = len(line.pieces)
+    ending: list[list[int]] = [[] for _ in range(n + 1)]
+    for k, g in enumerate(line.groups):
+        ending[g.end].append(k)
+    best = [0.0] + [-math.inf] * n
+    back: list[int | None] = [None] * (n + 1)
+    units = [unit_scores(p) for p in probs]
+    for end in range(1, n + 1):
+        best[end], back[end] = best[end - 1] + SKIP, None
+        for k in ending[end]:
+            score = best[line.groups[k].start] + math.log(max(units[k][1], 1e-9))
+            if score > best[end]:
+                best[end], back[end] = score, k
+    digits: list[Digit] = []
+    end = n
+    while end > 0:
+        k = back[end]
+        if k is None:
+            end -= 1
+            continue
+        group = line.groups[k]
+        label, _ = units[k]
+        if label != MARK:
+            digits.append(_digit(group.box, group.crop, probs[k]))
+        end = group.start
+    return digits[::-1]
 
 
-def _prefer_join(a: Candidate, b: Candidate, pa: np.ndarray, pb: np.ndarray,
-                 q: np.ndarray) -> bool:
-    """Whether two neighbours are the pieces of one broken digit (a 2 whose tail is apart).
-
-    Digits of a number have similar heights; pieces of one digit mostly do not. So pieces of
-    unequal height join when the union reads surely and no worse than either piece; pieces of
-    equal height only when one of them is an unsure digit and the union reads much better.
-    """
-    worst = min(float(pa.max()), float(pb.max()))
-    joined = float(q.max())
-    ha, hb = a.box[3] - a.box[1], b.box[3] - b.box[1]
-    if min(ha, hb) <= JOIN_UNEQUAL * max(ha, hb):
-        return joined >= max(JOIN_SURE, float(pa.max()) - 0.02, float(pb.max()) - 0.02)
-    return worst < JOIN_BOTH_BELOW and joined >= max(JOIN_SURE, worst + JOIN_MARGIN)
+def replace_line(d: Digit, line: int) -> Digit:
+    d.line = line
+    return d
 
 
-def _prefer_split(whole: Candidate, p: np.ndarray, parts: list[np.ndarray]) -> bool:
-    """Whether a wide blob is touching digits rather than one wide digit.
-
-    The model reads halves of a digit surely, too, so geometry leads: a blob the model reads
-    as one digit all but certainly stays whole unless it is wider than any digit; a blob far
-    wider than its row is tall is split when every part reads surely; one that is only a little
-    wide
-    only when it is itself an unsure digit (wide single digits are common, touching digits
-    rare), or when its parts read much better than it.
-    """
-    sure = [float(q.max()) for q in parts]
-    aspect = max(whole.aspect, whole.row_aspect)
-    whole_p = float(p.max())
-    if whole_p >= SPLIT_WHOLE_SURE and aspect < SPLIT_SURE_ASPECT:
-        return False
-    if min(sure) >= SPLIT_PARTS_SURE and aspect >= SPLIT_ROW_ASPECT:
-        return True
-    if whole_p >= SPLIT_WHOLE_BELOW:
-        return False
-    split = float(np.exp(np.mean(np.log(np.maximum(sure, 1e-9)))))
-    return split > whole_p + SPLIT_MARGIN
-
-
-def _sliver(c: Candidate, near: list[Candidate]) -> bool:
-    """A thin blob lying half across a neighbour's box (a grid line's remnant beside a digit,
-    a loose piece of it): not a digit of its own, though it reads as a sure 1."""
-    width = c.box[2] - c.box[0]
-    if c.aspect >= SLIVER_ASPECT:
-        return False
-    return any(n is not c and min(c.box[2], n.box[2]) - max(c.box[0], n.box[0])
-               >= SLIVER_OVERLAP * width for n in near)
-
-
-def _digit(c: Candidate, p: np.ndarray) -> Digit:
-    order = np.argsort(p)[::-1][:3]
-    return Digit(digit=int(order[0]), confidence=float(p[order[0]]), box=c.box,
-                 alternatives=[(int(k), float(p[k])) for k in order], crop=c.crop)
-
-
-def _digit_shaped(c: Candidate, certain: bool = False) -> bool:
-    """Shaped like a handwritten digit: not a hair-thin line, a flat dash or a filled blob
-    (a little denser when the model is `certain` of it, BLOB_CONFIDENCE: a marker's bold 8)."""
-    if not MIN_ASPECT <= c.aspect <= MAX_ASPECT or c.density < MIN_DENSITY:
-        return False
-    limit = MAX_DENSITY_SURE if certain else MAX_DENSITY
-    return c.density <= (MAX_DENSITY_NARROW if c.aspect < 0.5 else limit)
+def _digit(box: Box, crop: np.ndarray, p: np.ndarray) -> Digit:
+    order = np.argsort(p[:MARK])[::-1][:3]
+    return Digit(digit=int(order[0]), confidence=float(p[order[0]]), box=box,
+                 alternatives=[(int(k), float(p[k])) for k in order], crop=crop)
 
 
 def _litert_available() -> bool:
@@ -334,7 +235,7 @@ def render_annotated(image_bytes: bytes, result: Result) -> bytes:
     """
     try:
         decoded = decode(image_bytes, side=ANNOTATED_SIDE, mode="RGB")
-        canvas = cv2.cvtColor(decoded.gray, cv2.COLOR_RGB2BGR)
+        canvas = cv2.cvtColor(decoded.image, cv2.COLOR_RGB2BGR)
         sx, sy = decoded.scale
     except ImageError as exc:
         canvas = np.full((90, 640, 3), 255, np.uint8)
