@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 
 SAMPLE_GRID = (5, 8)
 MISTAKE_COLOR = "#d62728"
+NAMES = [str(d) for d in range(10)] + ["mark", "part"]  # the model's twelve classes
 
 
 def training_curves(history: dict[str, list[float]], path: Path) -> None:
@@ -33,17 +34,19 @@ def training_curves(history: dict[str, list[float]], path: Path) -> None:
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, path: Path) -> None:
-    """Counts of true vs predicted digit on the test split, errors visible on a log scale."""
-    counts = np.zeros((10, 10), np.int64)
+    """Counts of true vs predicted class on the test split (digits read as a mark or a part
+    of a digit in the last columns), errors visible on a log scale."""
+    cols = max(10, int(y_pred.max()) + 1)
+    counts = np.zeros((10, cols), np.int64)
     np.add.at(counts, (y_true, y_pred), 1)
-    fig, ax = plt.subplots(figsize=(6.5, 6), dpi=100)
+    fig, ax = plt.subplots(figsize=(6.5 + 0.5 * (cols - 10), 6), dpi=100)
     ax.imshow(np.log1p(counts), cmap="Blues")
     for t in range(10):
-        for p in range(10):
+        for p in range(cols):
             if counts[t, p]:
                 color = "white" if t == p else ("black" if counts[t, p] < 5 else MISTAKE_COLOR)
                 ax.text(p, t, str(counts[t, p]), ha="center", va="center", fontsize=8, color=color)
-    ax.set_xticks(range(10))
+    ax.set_xticks(range(cols), NAMES[:cols])
     ax.set_yticks(range(10))
     ax.set_xlabel("predicted")
     ax.set_ylabel("actual")
@@ -64,7 +67,7 @@ def samples(images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray,
     for ax, i in zip(axes.flat, np.concatenate([mistakes, correct]), strict=False):
         wrong = y_true[i] != y_pred[i]
         ax.imshow(images[i], cmap="gray")
-        ax.set_title(f"{y_pred[i]} ({confidence[i]:.0%}) / {y_true[i]}", fontsize=8,
+        ax.set_title(f"{NAMES[y_pred[i]]} ({confidence[i]:.0%}) / {y_true[i]}", fontsize=8,
                      color=MISTAKE_COLOR if wrong else "black")
         if wrong:
             for spine in ax.spines.values():

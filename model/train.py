@@ -1,7 +1,12 @@
-"""Train a digit classifier on MNIST and write a complete, servable run directory.
+"""Train the recognizer's model and write a complete, servable run directory.
 
     python -m model.train [--arch cnn|mlp] [--epochs N] [--data PATH] [--extra PATH]
-                          [--out DIR] [--seed S]
+                          [--out DIR] [--seed S] [--scale F]
+
+The model reads a 28×28 MNIST-like crop as one of twelve classes: the digits 0–9, MARK (ink
+that is no digit) and PART (a piece of a digit, or several digits). It learns from MNIST's
+training split, kensanata's training writers and crops the recognizer's own segmenter cuts from
+generated photos (model/dataset.py); user corrections (--extra) count EXTRA_REPEATS times.
 
 DIR receives model.keras (best epoch on validation), model.tflite (checked against Keras with
 LiteRT), history.json, metrics.json and three plots. One `PROGRESS {json}` line per finished
@@ -22,6 +27,14 @@ from pathlib import Path
 import numpy as np
 
 from model.data import DataError, data_hash, load_mnist, to_model_input
+from model.dataset import (
+    CLASSES,
+    MARK,
+    PART,
+    make_nondigits,
+    training_examples,
+    validation_examples,
+)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ banner off the terminal
 
@@ -37,6 +50,7 @@ FINAL_LR_FRACTION = 0.01
 BATCH_SIZE = 128
 VAL_SIZE = 5000  # held out from x_train; the test split is only ever used for the final report
 EXTRA_REPEATS = 10  # a user correction counts this many times: there are few of them
+MNIST_TRAIN = 55_000  # MNIST's training split less VAL_SIZE: what the release trains on
 EARLY_STOP_PATIENCE = 6
 LITERT_MIN_AGREEMENT = 0.999
 
@@ -48,14 +62,7 @@ ZOOM_FRACTION = 0.12
 STROKE_CHANGE_PROB = 0.4  # share of images made thicker or thinner
 BLUR_PROB = 0.2
 
-# Outlier exposure: letters, scribbles, blots and hatching, normalized as the recognizer
-# normalizes a blob, are taught with a uniform target, so that a blob that is not a digit gets
-# a low confidence and the recognizer's threshold can reject it. Letters that look like digits
-# (O, I, l, Z, S, B, G, b, g, q, ...) are left out.
-NONDIGIT_FRACTION = 0.06
-NONDIGIT_LETTERS = "ACEFHKMNPRUWXYcefkmpwx#@&%+=*"
-NONDIGIT_EVAL = 1000  # fresh non-digits (another seed) for the confidence report
-CONFIDENT = 0.7  # "confident" in that report: the recognizer's default acceptance level
+NONDIGIT_EVAL = 1000  # fresh generated non-digits (another seed) for the MARK report
 
 
 def build_mlp() -> keras.Model:
@@ -65,7 +72,7 @@ def build_mlp() -> keras.Model:
             keras.Input((28, 28, 1)),
             layers.Flatten(),
             layers.Dense(128, activation="relu"),
-            layers.Dense(10, activation="softmax"),
+            layers.Dense(CLASSES, activation="softmax"),
         ],
         name="mlp",
     )
@@ -95,7 +102,7 @@ def build_cnn() -> keras.Model:
     x = conv_bn(x, 128, 4)
     x = layers.Flatten()(x)
     x = layers.Dropout(0.4)(x)
-    outputs = layers.Dense(10, activation="softmax")(x)
+    outputs = layers.Dense(CLASSES, activation="softmax")(x)
     return keras.Model(inputs, outputs, name="cnn")
 
 
@@ -172,49 +179,6 @@ def load_extra(path: str | None) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def make_nondigits(n: int, seed: int) -> np.ndarray:
-    """n MNIST-like crops (uint8 28×28, white on black) of things that are not digits."""
-    import cv2
-
-    from model.preprocess import mnist_crop
-
-    rng = np.random.default_rng(seed)
-    fonts = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_SCRIPT_SIMPLEX)
-    crops: list[np.ndarray] = []
-    while len(crops) < n:
-        canvas = np.zeros((96, 96), np.uint8)
-        kind = len(crops) % 4
-        width = int(rng.integers(2, 9))
-        if kind == 0:  # a letter or a symbol
-            char = NONDIGIT_LETTERS[rng.integers(len(NONDIGIT_LETTERS))]
-            cv2.putText(canvas, char, (16, 76), fonts[rng.integers(2)], rng.uniform(1.8, 2.6),
-                        255, width, cv2.LINE_AA)
-        elif kind == 1:  # a scribble: a tangled random walk
-            steps = rng.normal(0, rng.uniform(8, 14), (int(rng.integers(9, 18)), 2))
-            points = np.clip(48 + np.cumsum(steps, axis=0), 4, 91).astype(np.int32)
-            cv2.polylines(canvas, [points], False, 255, width, cv2.LINE_AA)
-        elif kind == 2:  # a blot or smudge
-            for _ in range(int(rng.integers(1, 4))):
-                centre = tuple(int(v) for v in rng.integers(28, 68, 2))
-                major = rng.uniform(8, 30)  # round-ish: a long thin blot would be a 1
-                axes = (int(major), int(major / rng.uniform(1, 1.6)))
-                cv2.ellipse(canvas, centre, axes, rng.uniform(0, 180), 0, 360, 255, -1)
-        else:  # hatching: several parallel strokes
-            angle, gap = rng.uniform(0, np.pi), rng.uniform(7, 16)
-            direction = np.array([np.cos(angle), np.sin(angle)])
-            normal = np.array([-direction[1], direction[0]])
-            for k in range(int(rng.integers(3, 7))):
-                middle = 48 + (k - 2.5) * gap * normal
-                a, b = middle - 30 * direction, middle + 30 * direction
-                cv2.line(canvas, tuple(a.astype(int)), tuple(b.astype(int)), 255, width)
-        region = canvas > 0
-        if region.any():
-            made = mnist_crop(canvas, region, 128)
-            if made is not None:
-                crops.append(made[0])
-    return np.stack(crops)
-
-
 class Progress(keras.callbacks.Callback):
     """One machine-readable line per epoch for a parent process, flushed at once."""
 
@@ -251,7 +215,7 @@ def litert_predict(tflite_path: Path, x: np.ndarray, batch: int = 1000) -> np.nd
 
 
 def train(arch: str, epochs: int, data: str | None, extra: str | None, out: Path,
-          seed: int) -> dict:
+          seed: int, scale: float | None = None) -> dict:
     """Train, select the best epoch on validation, evaluate on test, export and plot."""
     from model import plots
 
@@ -260,17 +224,21 @@ def train(arch: str, epochs: int, data: str | None, extra: str | None, out: Path
     x_extra, y_extra = load_extra(extra)
     keras.utils.set_random_seed(seed)
     (x_train, y_train), (x_val, y_val) = split_train_val(x_all, y_all, seed)
-    x_other = make_nondigits(round(NONDIGIT_FRACTION * len(x_train)), seed)
-    x_train = np.concatenate([x_train, *[x_extra] * EXTRA_REPEATS, x_other])
-    targets = np.concatenate([
-        keras.utils.to_categorical(np.concatenate([y_train, *[y_extra] * EXTRA_REPEATS]), 10),
-        np.full((len(x_other), 10), 0.1, np.float32),  # "could be anything": not a digit
-    ])
-    print(f"{arch}: {len(x_train)} training images ({len(x_extra)} corrections, "
-          f"{len(x_other)} non-digits), {len(x_val)} validation, {len(x_test)} test", flush=True)
+    if scale is None:  # the generated share of the training set stays the same
+        scale = min(1.0, len(x_train) / MNIST_TRAIN)
+    x_more, y_more = training_examples(seed, scale, data or os.environ.get("MNIST_PATH"))
+    x_cells, y_cells = validation_examples()
+    x_val, y_val = np.concatenate([x_val, x_cells]), np.concatenate([y_val, y_cells])
+    x_train = np.concatenate([x_train, x_more, *[x_extra] * EXTRA_REPEATS])
+    y_train = np.concatenate([y_train, y_more, *[y_extra] * EXTRA_REPEATS])
+    counts = np.bincount(y_train, minlength=CLASSES)
+    print(f"{arch}: {len(x_train)} training images ({len(x_more)} beyond MNIST: "
+          f"{counts[MARK]} MARK, {counts[PART]} PART; {len(x_extra)} corrections), "
+          f"{len(x_val)} validation ({len(x_cells)} from kensanata's validation writers), "
+          f"{len(x_test)} test", flush=True)
 
     train_ds = (
-        tf.data.Dataset.from_tensor_slices((to_model_input(x_train), targets))
+        tf.data.Dataset.from_tensor_slices((to_model_input(x_train), y_train))
         .shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True)
         .batch(BATCH_SIZE)
         .map(make_augment(seed), num_parallel_calls=tf.data.AUTOTUNE)
@@ -279,8 +247,8 @@ def train(arch: str, epochs: int, data: str | None, extra: str | None, out: Path
     model = BUILDERS[arch]()
     model.compile(
         optimizer=keras.optimizers.Adam(PEAK_LR[arch]),
-        loss="categorical_crossentropy",
-        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+        loss="sparse_categorical_crossentropy",
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
     out.mkdir(parents=True, exist_ok=True)
     model_path = out / "model.keras"
@@ -297,7 +265,7 @@ def train(arch: str, epochs: int, data: str | None, extra: str | None, out: Path
     started = time.monotonic()
     history = model.fit(
         train_ds,
-        validation_data=(to_model_input(x_val), keras.utils.to_categorical(y_val, 10)),
+        validation_data=(to_model_input(x_val), y_val),
         epochs=epochs,
         callbacks=callbacks,
         verbose=1 if sys.stdout.isatty() else 2,
@@ -307,14 +275,16 @@ def train(arch: str, epochs: int, data: str | None, extra: str | None, out: Path
     best = keras.models.load_model(model_path)  # evaluate exactly the file that ships
     test_x = to_model_input(x_test)
     probs = best.predict(test_x, batch_size=1000, verbose=0)
-    test_accuracy = float(np.mean(probs.argmax(1) == y_test))
+    predicted = probs.argmax(1)  # a digit read as MARK or PART is a miss
+    test_accuracy = float(np.mean(predicted == y_test))
     test_loss = float(-np.mean(np.log(np.clip(probs[np.arange(len(y_test)), y_test], 1e-7, 1))))
-    other_conf = best.predict(to_model_input(make_nondigits(NONDIGIT_EVAL, seed + 1)),
-                              batch_size=1000, verbose=0).max(1)
+    other = best.predict(to_model_input(make_nondigits(NONDIGIT_EVAL, seed + 1)),
+                         batch_size=1000, verbose=0).argmax(1)
+    cells = best.predict(to_model_input(x_cells), batch_size=1000, verbose=0).argmax(1)
 
     tflite_path = out / "model.tflite"
     tflite_path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(best).convert())
-    agreement = float(np.mean(litert_predict(tflite_path, test_x).argmax(1) == probs.argmax(1)))
+    agreement = float(np.mean(litert_predict(tflite_path, test_x).argmax(1) == predicted))
     if agreement < LITERT_MIN_AGREEMENT:
         raise RuntimeError(f"LiteRT and Keras agree on only {agreement:.2%} of the test split")
 
@@ -322,9 +292,13 @@ def train(arch: str, epochs: int, data: str | None, extra: str | None, out: Path
     hist["lr"] = hist.pop("learning_rate", [])
     metrics = {
         "arch": arch,
+        "classes": CLASSES,
         "test_accuracy": test_accuracy,
         "test_loss": test_loss,
+        # the digit it ranks first among 0-9 (what a reading shows when it is a digit)
+        "test_digit_accuracy": float(np.mean(probs[:, :MARK].argmax(1) == y_test)),
         "best_val_accuracy": max(hist["val_accuracy"]),
+        "val_cells_accuracy": float(np.mean(cells == y_cells)) if len(cells) else None,
         "epochs_run": len(hist["loss"]),
         "epochs_requested": epochs,
         "train_seconds": round(train_seconds, 1),
@@ -332,21 +306,21 @@ def train(arch: str, epochs: int, data: str | None, extra: str | None, out: Path
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "data_sha256": data_hash(split),
         "train_images": int(len(x_train)),
+        "train_class_counts": [int(c) for c in counts],
+        "generated_scale": scale,
         "corrections": int(len(x_extra)),
         "validation_images": int(len(x_val)),
         "test_images": int(len(x_test)),
         "seed": seed,
         "batch_size": BATCH_SIZE,
         "litert_agreement": agreement,
-        "nondigit_train_images": int(len(x_other)),
-        # fresh non-digit crops (another seed) that the model is still >= 70% sure about
-        "nondigit_confident_share": float(np.mean(other_conf >= CONFIDENT)),
+        # fresh generated non-digit glyphs (another seed) the model reads as MARK
+        "nondigit_mark_share": float(np.mean(other == MARK)),
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
     }
     (out / "history.json").write_text(json.dumps(hist, indent=1))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    predicted = probs.argmax(1)
     plots.training_curves(hist, out / "training_curves.png")
     plots.confusion_matrix(y_test, predicted, out / "confusion_matrix.png")
     plots.samples(x_test, y_test, predicted, probs.max(1), out / "samples.png")
@@ -362,12 +336,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--extra", help=".npz of user corrections (x: N×28×28 uint8, y: labels)")
     parser.add_argument("--out", default="runs/latest", type=Path, help="run directory to write")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--scale", type=float,
+                        help="generated examples, as a share of the release's (default: as "
+                             "much as the MNIST file is of the full one, at most 1)")
     args = parser.parse_args(argv)
     epochs = args.epochs or DEFAULT_EPOCHS[args.arch]
     if epochs < 1:
         parser.error("--epochs must be at least 1")
     try:
-        metrics = train(args.arch, epochs, args.data, args.extra, args.out, args.seed)
+        metrics = train(args.arch, epochs, args.data, args.extra, args.out, args.seed,
+                        args.scale)
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,292 @@
+"""The training examples: what the recognizer's model learns from, as the recognizer sees it.
+
+    x, y = segmenter_examples(photos)        # crops the segmenter cuts, labelled from the truth
+    extra = training_examples(seed)          # everything beyond MNIST, for model.train
+
+Twelve classes: the digits 0–9, MARK (ink that is no digit: a letter, a separator, a doodle, a
+speck, a rule's remnant, the table's edge) and PART (a piece of a digit, or more than one).
+Beyond MNIST's training split the model sees
+  - kensanata's training writers (model/data.py): each scanned cell cut by the segmenter;
+  - photos from model/photos.py cut by the segmenter — drawn from MNIST's *training* split, the
+    training writers and a pen, on their own seeds and with their own words (TRAIN_WORDS), so
+    that no bench photo, seed, word or writer is ever trained on;
+  - generated non-digit glyphs (letters, symbols, scribbles, blots, hatching) as MARK.
+Every crop of a photo is labelled by where it lies against the photo's truth (`label_crop`), so
+the model learns exactly the inputs it will get, its PARTs and MARKs included.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from model.data import Cells, DataError, load_kensanata, load_mnist
+from model.photos import KINDS, TRAIN_WORDS, Digits, Truth, make_photo, scan_glyph
+from model.preprocess import ImageError, mnist_crop, segment
+
+MARK, PART = 10, 11
+CLASSES = 12
+# Labels from boxes: a crop is a digit when it covers DIGIT_COVER of the digit's box both ways,
+# overlaps it DIGIT_IOU (not much more than the digit) and holds no more than OTHER_COVER of any
+# other digit; MARK when it holds no more than MARK_COVER of any digit; PART otherwise. (A
+# slice of a 0 keeps most of its height but not of its width: PART.)
+DIGIT_COVER, DIGIT_IOU, OTHER_COVER, MARK_COVER = 0.85, 0.6, 0.25, 0.1
+# Photos cut by the segmenter, per kind (numbers and amounts are rich in touching digits: they
+# teach where to split); the share of digits drawn from each pool.
+PHOTOS = {"digit": 1500, "number": 1500, "lines": 400, "amount": 1200, "crop": 600,
+          "blank": 500, "nondigit": 900, "other": 800}
+TOUCHING = 0.3  # neighbouring digits written touching, in training's numbers
+KENSANATA_SHARE = 0.35  # of the photos' digits (the rest from MNIST; "other" draws its own)
+# Hatching is left out: each of its strokes alone is a 1, and the model can't be taught both.
+TRAIN_MARKS = ("word", "doodle", "smudge", "tick", "star")
+KENSANATA_REPEATS = 3  # real writers are few and precious: each cell counts this many times
+MAX_SHARE = {MARK: 0.5, PART: 0.5}  # at most this many MARK/PART crops per digit crop
+NONDIGIT_GLYPHS = 3000
+NONDIGIT_LETTERS = "ACEFHKMNPRUWXYcefkmpwx#@&%+=*"
+CACHE = Path(os.environ.get("DIGITBOT_CACHE", Path.home() / ".cache" / "digitbot"))
+
+
+def label_crop(box: tuple[int, int, int, int], truth: Truth) -> int:
+    """What a crop with this box in a photo shows, by its truth: a digit, MARK or PART."""
+    digits = truth.text.replace("\n", "")
+    if not truth.boxes:
+        return MARK
+    b = np.array(truth.boxes, np.float64)
+    x0, y0, x1, y1 = box
+    iw = np.clip(np.minimum(b[:, 2], x1) - np.maximum(b[:, 0], x0), 0, None)
+    ih = np.clip(np.minimum(b[:, 3], y1) - np.maximum(b[:, 1], y0), 0, None)
+    inter = iw * ih
+    bw, bh = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+    cover = inter / np.maximum(bw * bh, 1)
+    if cover.max() <= MARK_COVER:
+        return MARK
+    iou = inter / np.maximum(bw * bh + (x1 - x0) * (y1 - y0) - inter, 1)
+    k = int(np.argmax(iou))
+    others = np.delete(cover, k)
+    whole = iw[k] >= DIGIT_COVER * bw[k] and ih[k] >= DIGIT_COVER * bh[k]
+    if whole and iou[k] >= DIGIT_IOU and (others.size == 0 or others.max() <= OTHER_COVER):
+        return int(digits[k])
+    return PART
+
+
+def segmenter_examples(photos: list[tuple[bytes, Truth]]) -> tuple[np.ndarray, np.ndarray]:
+    """Every crop the segmenter cuts from the photos, labelled by `label_crop`."""
+    xs, ys = [], []
+    for data, truth in photos:
+        try:
+            _, lines = segment(data)
+        except ImageError:
+            continue
+        for line in lines:
+            for g in line.groups:
+                xs.append(g.crop)
+                ys.append(label_crop(g.box, truth))
+    if not xs:
+        return np.zeros((0, 28, 28), np.uint8), np.zeros((0,), np.int64)
+    return np.stack(xs), np.array(ys, np.int64)
+
+
+def cell_examples(files: list[Path], labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Scanned cells (one digit each) cut by the segmenter: the crop that best covers the
+    cell's ink (`scan_glyph`'s box) is the digit, the other crops MARK or PART."""
+    xs, ys = [], []
+    for path, label in zip(files, labels, strict=True):
+        data = path.read_bytes()
+        try:
+            decoded, lines = segment(data)
+        except ImageError:
+            continue
+        truth = Truth("crop", str(int(label)), [_ink_box(data)], decoded.size, "png", "scan")
+        for line in lines:
+            for g in line.groups:
+                xs.append(g.crop)
+                ys.append(label_crop(g.box, truth))
+    if not xs:
+        return np.zeros((0, 28, 28), np.uint8), np.zeros((0,), np.int64)
+    return np.stack(xs), np.array(ys, np.int64)
+
+
+def _ink_box(data: bytes) -> tuple[int, int, int, int]:
+    """The box of a scanned cell's digit, specks left out (as `scan_glyph` crops it)."""
+    cell = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    grey = cell.min(axis=2).astype(np.float32)
+    alpha = scan_glyph(cell)
+    # scan_glyph crops to the ink; find where that crop sits in the cell
+    paper, ink = np.percentile(grey, 90), np.percentile(grey, 1)
+    full = np.clip((paper - grey) / max(paper - ink, 1.0) * 1.15, 0, 1)
+    match = cv2.matchTemplate(full, alpha, cv2.TM_SQDIFF)
+    y, x = np.unravel_index(int(np.argmin(match)), match.shape)
+    return int(x), int(y), int(x) + alpha.shape[1], int(y) + alpha.shape[0]
+
+
+def make_nondigits(n: int, seed: int) -> np.ndarray:
+    """n MNIST-like crops (uint8 28×28, white on black) of things that are not digits."""
+    rng = np.random.default_rng(seed)
+    fonts = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_SCRIPT_SIMPLEX)
+    crops: list[np.ndarray] = []
+    while len(crops) < n:
+        canvas = np.zeros((96, 96), np.uint8)
+        kind = len(crops) % 4
+        width = int(rng.integers(2, 9))
+        if kind == 0:  # a letter or a symbol
+            char = NONDIGIT_LETTERS[rng.integers(len(NONDIGIT_LETTERS))]
+            cv2.putText(canvas, char, (16, 76), fonts[rng.integers(2)], rng.uniform(1.8, 2.6),
+                        255, width, cv2.LINE_AA)
+        elif kind == 1:  # a scribble: a tangled random walk
+            steps = rng.normal(0, rng.uniform(8, 14), (int(rng.integers(9, 18)), 2))
+            points = np.clip(48 + np.cumsum(steps, axis=0), 4, 91).astype(np.int32)
+            cv2.polylines(canvas, [points], False, 255, width, cv2.LINE_AA)
+        elif kind == 2:  # a blot or smudge
+            for _ in range(int(rng.integers(1, 4))):
+                centre = tuple(int(v) for v in rng.integers(28, 68, 2))
+                major = rng.uniform(8, 30)  # round-ish: a long thin blot would be a 1
+                axes = (int(major), int(major / rng.uniform(1, 1.6)))
+                cv2.ellipse(canvas, centre, axes, rng.uniform(0, 180), 0, 360, 255, -1)
+        else:  # hatching: several parallel strokes
+            angle, gap = rng.uniform(0, np.pi), rng.uniform(7, 16)
+            direction = np.array([np.cos(angle), np.sin(angle)])
+            normal = np.array([-direction[1], direction[0]])
+            for k in range(int(rng.integers(3, 7))):
+                middle = 48 + (k - 2.5) * gap * normal
+                a, b = middle - 30 * direction, middle + 30 * direction
+                cv2.line(canvas, tuple(a.astype(int)), tuple(b.astype(int)), 255, width)
+        region = canvas > 0
+        if region.any():
+            made = mnist_crop(canvas, region, 128)
+            if made is not None:
+                crops.append(made)
+    return np.stack(crops)
+
+
+def _photo_chunk(args: tuple[str | None, int, str, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Photos [start, stop) of one kind, cut and labelled (runs in a worker process)."""
+    mnist_path, seed, kind, start, stop = args
+    mnist, kensanata = _pools(mnist_path)
+    photos = []
+    for i in range(start, stop):
+        rng = np.random.default_rng([seed, 7919, KINDS.index(kind), i])
+        digits = kensanata if rng.random() < KENSANATA_SHARE else mnist
+        photos.append(make_photo(rng, digits, kind, touching=TOUCHING, words=TRAIN_WORDS,
+                                 marks=TRAIN_MARKS))
+    return segmenter_examples(photos)
+
+
+_POOLS: list[Digits] = []
+
+
+def _pools(mnist_path: str | None) -> list[Digits]:
+    """The digit pools training draws from, MNIST's training split and the training writers
+    (MNIST twice where kensanata is absent); loaded once per process."""
+    if not _POOLS:
+        (x_train, y_train), _ = load_mnist(mnist_path)
+        _POOLS.append(Digits.mnist(x_train, y_train, "mnist-train"))
+        cells = training_cells()
+        if cells is None:
+            _POOLS.append(_POOLS[0])
+        else:
+            scans = [cv2.imdecode(np.frombuffer(f.read_bytes(), np.uint8), cv2.IMREAD_COLOR)
+                     for f in cells.files]
+            _POOLS.append(Digits.scans(scans, cells.labels, "kensanata-train"))
+    return _POOLS
+
+
+def training_cells() -> Cells | None:
+    """kensanata's training writers, or None where the data set is not at hand."""
+    try:
+        return load_kensanata("train")
+    except DataError:
+        return None
+
+
+def photo_examples(seed: int, scale: float = 1.0,
+                   mnist_path: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Crops from generated photos (see PHOTOS), on every core."""
+    jobs = []
+    for kind, n in PHOTOS.items():
+        n = max(1, round(n * scale))
+        step = max(1, n // 8)
+        jobs += [(mnist_path, seed, kind, a, min(n, a + step)) for a in range(0, n, step)]
+    with ProcessPoolExecutor(max(1, min(4, os.cpu_count() or 1))) as pool:
+        parts = list(pool.map(_photo_chunk, jobs))
+    return (np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts]))
+
+
+def balance(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """At most MAX_SHARE MARK and PART crops per digit crop (photos of numbers give far more
+    PART crops than digits), chosen at random."""
+    rng = np.random.default_rng(seed)
+    digits = int(np.sum(y < MARK))
+    keep = [np.flatnonzero(y < MARK)]
+    for cls, share in MAX_SHARE.items():
+        idx = np.flatnonzero(y == cls)
+        limit = int(share * digits)
+        keep.append(idx if len(idx) <= limit else rng.choice(idx, limit, replace=False))
+    order = np.sort(np.concatenate(keep))
+    return x[order], y[order]
+
+
+def cached(name: str, make: Callable[[], tuple[np.ndarray, np.ndarray]],
+           *key: object) -> tuple[np.ndarray, np.ndarray]:
+    """make() once, then from disk (DIGITBOT_CACHE, default ~/.cache/digitbot), keyed by `key`
+    and the code and data that make examples: a change to any of them makes a new set."""
+    path = CACHE / f"{name}-{_cache_key(*key)}.npz"
+    if path.is_file():
+        with np.load(path) as f:
+            return f["x"], f["y"]
+    x, y = make()
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.npz")
+    np.savez_compressed(tmp, x=x, y=y)
+    tmp.replace(path)
+    return x, y
+
+
+def training_examples(seed: int, scale: float = 1.0,
+                      mnist_path: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Everything model.train learns from beyond MNIST: (uint8 N×28×28, labels 0–11)."""
+    return cached("train", lambda: _training_examples(seed, scale, mnist_path), seed, scale)
+
+
+def validation_examples() -> tuple[np.ndarray, np.ndarray]:
+    """kensanata's validation writers cut by the segmenter (empty where it is absent)."""
+    try:
+        cells = load_kensanata("val")
+    except DataError:
+        return np.zeros((0, 28, 28), np.uint8), np.zeros((0,), np.int64)
+    x, y = cached("val", lambda: cell_examples(cells.files, cells.labels), "val")
+    return balance(x, y, seed=0)  # digits should weigh most in choosing the best epoch
+
+
+def _training_examples(seed: int, scale: float,
+                       mnist_path: str | None) -> tuple[np.ndarray, np.ndarray]:
+    cells = training_cells()
+    if cells is None:
+        print("note: kensanata not found (KENSANATA_PATH): training without real writers",
+              flush=True)
+        kx, ky = np.zeros((0, 28, 28), np.uint8), np.zeros((0,), np.int64)
+    else:
+        step = max(1, round(1 / scale))  # a small run takes every step-th cell
+        kx, ky = cell_examples(cells.files[::step], cells.labels[::step])
+    px, py = photo_examples(seed, scale, mnist_path)
+    x = np.concatenate([*[kx] * KENSANATA_REPEATS, px])
+    y = np.concatenate([*[ky] * KENSANATA_REPEATS, py])
+    x, y = balance(x, y, seed)
+    other = make_nondigits(round(NONDIGIT_GLYPHS * scale), seed)
+    return (np.concatenate([x, other]),
+            np.concatenate([y, np.full(len(other), MARK, np.int64)]))
+
+
+def _cache_key(*key: object) -> str:
+    digest = hashlib.sha256(repr(key).encode())
+    here = Path(__file__).parent
+    for name in ("dataset.py", "photos.py", "preprocess.py", "data.py"):
+        digest.update((here / name).read_bytes())
+    cells = training_cells()
+    digest.update(repr(None if cells is None else cells.labels.tolist()).encode())
+    return digest.hexdigest()[:16]
