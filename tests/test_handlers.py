@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import io
 import re
+import shutil
 import sqlite3
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,8 +23,12 @@ from PIL import Image
 
 from bot import replies
 from bot.app import COMMANDS, BotApplication
+from bot.models import ModelRegistry
+from bot.storage import Storage
+from model import RELEASE_DIR
 from tests.support import ADMIN_ID, BotApiStandIn
 from tests.support.conversation import REPLY_S, ask_async, buttons, press_async, reading
+from tests.support.in_process import running_bot
 from tests.support.pictures import (
     NUMBER,
     blank_photo,
@@ -314,6 +320,30 @@ async def test_models_and_a_rollback_with_nothing_before(api: BotApiStandIn,
     back = await ask_async(api, ADMIN_ID, lambda: api.send_command(ADMIN_ID, "rollback"))
     assert back.text == "Nothing to roll back to: v1 is the first."
     assert app.bot_data.model.version == 1
+
+
+async def test_rollback_loads_the_previous_version_off_the_loop_and_swaps_it_in(
+    api: BotApiStandIn, tmp_path: Path
+) -> None:
+    """v2 (a copy of the release, installed as a retrain would) serves; /rollback loads v1 in a
+    thread, records the switch in one commit and serves v1 from the next photo on."""
+    data_dir = tmp_path / "data"
+    storage = Storage(data_dir / "digitbot.sqlite3")
+    registry = ModelRegistry(storage, data_dir / "models", RELEASE_DIR)
+    registry.recover()
+    run_dir = registry.training_dir()
+    shutil.copytree(RELEASE_DIR, run_dir)
+    assert registry.install(run_dir, 0.99, activate=True, note="test") == 2
+    storage.close()
+    async with running_bot(api, data_dir) as app:
+        assert app.bot_data.model.version == 2
+        back = await ask_async(api, ADMIN_ID, lambda: api.send_command(ADMIN_ID, "rollback"))
+        assert back.text == "↩️ Rolled back: v1 is serving (was v2)."
+        assert app.bot_data.model.version == 1 and app.bot_data.model.path == RELEASE_DIR
+        assert db_rows(app, "SELECT version FROM model_versions WHERE active") == [(1,)]
+        await photo_reply(api, 240, digit_photo(0)[0])
+        assert db_rows(app, "SELECT model_version FROM predictions WHERE user_id = 240") == [
+            (1,)]
 
 
 async def test_every_call_the_bot_makes_is_a_real_bot_api_method(api: BotApiStandIn,
