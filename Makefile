@@ -19,8 +19,9 @@ install: $(STAMP)
 run: $(STAMP)  ## start the bot (BOT_TOKEN from .env or the environment)
 	$(PY) -m bot
 
-test: $(STAMP)  ## lint and the whole test suite
+test: $(STAMP)  ## lint, type-check and the whole test suite
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
 
 train: $(STAMP)  ## reproduce model/release with the defaults on the full MNIST

@@ -1,6 +1,8 @@
 """The bot's serving figures, measured through the local Bot API stand-in.
 
-    .venv/bin/python bench/bot_bench.py [--users 20] [--photos 10] [--retrain-epochs 3]
+    .venv/bin/python -m bench.bot_bench [--users 20] [--photos 10] [--retrain-epochs 3]
+
+(from the repository root: the bench imports the stand-in and the bot fixture from tests.support)
 
 Runs the real bot (`python -m bot`, a child process) and prints:
 - time from process start to its first getUpdates (target ≤ 2 s), over a few starts;
@@ -16,7 +18,6 @@ Runs the real bot (`python -m bot`, a child process) and prints:
 from __future__ import annotations
 
 import argparse
-import re
 import statistics
 import sys
 import threading
@@ -28,12 +29,9 @@ from tempfile import TemporaryDirectory
 import numpy as np
 import psutil
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # `python bench/bot_bench.py` from the checkout
-
-from model.photos import photo_set  # noqa: E402
-from tests.botapi_standin import BotApiStandIn, Call, most_in_window  # noqa: E402
-from tests.conftest import ADMIN_ID, SAMPLE, BotProcess  # noqa: E402
+from model.photos import photo_set
+from tests.support import ADMIN_ID, SAMPLE, BotApiStandIn, BotProcess, most_in_window
+from tests.support.conversation import reading
 
 PHOTO_POOL = 40  # distinct photos, reused round-robin
 STARTS = 3
@@ -99,12 +97,6 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-def reading(call: Call) -> str:
-    """The first number of a reply: the bot's reading."""
-    match = re.search(r"\d+", call.text)
-    return match.group(0) if match else ""
-
-
 def min_gap(times: list[float]) -> float:
     times = sorted(times)
     return min(np.diff(times), default=float("inf"))
@@ -168,7 +160,7 @@ def probe_latency(api: BotApiStandIn, photos: list, n: int, busy: BotProcess | N
     """One photo at a time from rotating users; with `busy`, only while its training runs."""
     latencies = []
     for i in range(n):
-        if busy is not None and not training_running(busy):
+        if busy is not None and not busy.training_children():
             break
         user = 20_000 + i % 5
         sent = time.monotonic()
@@ -176,16 +168,6 @@ def probe_latency(api: BotApiStandIn, photos: list, n: int, busy: BotProcess | N
         latencies.append(api.run(api.wait_reply(user, mid, timeout=60)).time - sent)
         time.sleep(0.3)  # a user's pace, and the 1 message/s per chat limit stays out of it
     return latencies
-
-
-def training_running(bot: BotProcess) -> bool:
-    for child in psutil.Process(bot.pid).children(recursive=True):
-        try:
-            if "model.train" in " ".join(child.cmdline()):
-                return True
-        except psutil.Error:  # it just ended
-            continue
-    return False
 
 
 def retrain_latency(tmp: Path, photos: list, epochs: int
@@ -199,7 +181,7 @@ def retrain_latency(tmp: Path, photos: list, epochs: int
             with RssSampler(bot.pid) as rss:
                 api.send_command(ADMIN_ID, "retrain", str(epochs))
                 deadline = time.monotonic() + 60
-                while not training_running(bot) and time.monotonic() < deadline:
+                while not bot.training_children() and time.monotonic() < deadline:
                     time.sleep(0.1)
                 during = probe_latency(api, photos, RETRAIN_PROBES * 3, busy=bot)
                 api.run(api.wait_message(ADMIN_ID, lambda c: "serving" in c.text
@@ -215,7 +197,7 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=10, help="photos per user per burst")
     parser.add_argument("--retrain-epochs", type=int, default=3)
     args = parser.parse_args()
-    command = "python bench/bot_bench.py " + " ".join(sys.argv[1:])
+    command = "python -m bench.bot_bench " + " ".join(sys.argv[1:])
 
     print(f"generating {PHOTO_POOL} photos (model/photos.py, MNIST test digits)...", flush=True)
     photos = photo_set(PHOTO_POOL, "digit", seed=7, mnist_path=SAMPLE)

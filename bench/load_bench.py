@@ -12,8 +12,10 @@
 Photos are realistic phone photos of MNIST *test* handwriting from model/photos.py (80% single
 digits, 20% numbers, which get the annotated photo back), reused round-robin.
 
-    .venv/bin/python bench/load_bench.py                    # the figures for docs/README
-    .venv/bin/python bench/load_bench.py --users 20 --per-user 2 --soak 200 --no-limited  # quick
+    .venv/bin/python -m bench.load_bench                    # the figures for docs/README
+    .venv/bin/python -m bench.load_bench --users 20 --per-user 2 --soak 200 --no-limited  # quick
+
+(from the repository root: the bench imports the stand-in and the bot fixture from tests.support)
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,11 +31,9 @@ from pathlib import Path
 
 import psutil
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from model.photos import photo_set  # noqa: E402
-from tests.botapi_standin import SEND_METHODS, BotApiStandIn  # noqa: E402
+from model.photos import photo_set
+from tests.support import ROOT, BotApiStandIn, BotProcess
+from tests.support.standin import SEND_METHODS
 
 FIRST_USER = 10_000
 START_TIMEOUT_S = 60
@@ -61,28 +60,6 @@ def make_photos(unique: int, seed: int) -> list[bytes]:
     photos = photo_set(unique - numbers, "digit", seed=seed) + photo_set(numbers, "number",
                                                                           seed=seed)
     return [data for data, _ in photos]
-
-
-def start_bot(api: BotApiStandIn, data_dir: Path, **env: str) -> subprocess.Popen[bytes]:
-    """``python -m bot`` pointed at the stand-in; returns once it polls."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    environ = {**os.environ, "BOT_TOKEN": api.token, "TELEGRAM_API_URL": api.url,
-               "DATA_DIR": str(data_dir), "LOG_LEVEL": "WARNING", "ADMIN_IDS": "1", **env}
-    log = (data_dir / "bot.log").open("ab")
-    proc = subprocess.Popen([sys.executable, "-m", "bot"], cwd=ROOT, env=environ, stdout=log,
-                            stderr=subprocess.STDOUT)
-    api.run(api.wait_polling(after=started, timeout=START_TIMEOUT_S))
-    return proc
-
-
-def stop_bot(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def collect(api: BotApiStandIn, asked: dict[tuple[int, int], float],
@@ -139,12 +116,17 @@ def burst(api: BotApiStandIn, name: str, photos: list[bytes], users: int,
                  len(sends) / span, min(gaps) if gaps else float("nan"))
 
 
-def cpu_s(proc: subprocess.Popen[bytes]) -> float:
+def start_bot(api: BotApiStandIn, data_dir: Path, **env: str) -> BotProcess:
+    """``python -m bot`` pointed at the stand-in, logging warnings only; returns once it polls."""
+    return BotProcess(api, data_dir, LOG_LEVEL="WARNING", **env).start(START_TIMEOUT_S)
+
+
+def cpu_s(proc: BotProcess) -> float:
     times = psutil.Process(proc.pid).cpu_times()
     return times.user + times.system
 
 
-def rss_mb(proc: subprocess.Popen[bytes]) -> float:
+def rss_mb(proc: BotProcess) -> float:
     return psutil.Process(proc.pid).memory_info().rss / MB
 
 
@@ -180,7 +162,7 @@ def main() -> None:
                                    timeout=60 + total / 10)
                     result.bot_cpu_ms = (cpu_s(proc) - cpu_before) * 1000 / result.sent
                 finally:
-                    stop_bot(proc)
+                    proc.stop()
             bursts.append(result)
             print(f"  {name}: {result.answered}/{result.sent} answered", flush=True)
 
@@ -202,7 +184,7 @@ def main() -> None:
                             print(f"  soak: {result.sent - result.answered} unanswered!")
                             break
                 finally:
-                    stop_bot(proc)
+                    proc.stop()
 
     print(f"\nburst: {args.users} users x {args.per_user} photos at once through the stand-in")
     print(f"{'mode':<16}{'answered':>9}{'p50 ms':>8}{'p99 ms':>8}{'max ms':>8}"
@@ -221,8 +203,8 @@ def main() -> None:
               f"{max(mb for _, mb in soak_rows):.0f} MB)")
     print(f"\nmachine: {os.cpu_count()} CPUs, load average {load_start:.1f} at start, "
           f"{os.getloadavg()[0]:.1f} at end (other processes share the CPUs)")
-    print(f"total {time.monotonic() - t0:.0f} s; command: "
-          f"{shlex.join([os.path.relpath(sys.executable, ROOT), *sys.argv])}")
+    command = [os.path.relpath(sys.executable, ROOT), "-m", "bench.load_bench", *sys.argv[1:]]
+    print(f"total {time.monotonic() - t0:.0f} s; command: {shlex.join(command)}")
 
 
 if __name__ == "__main__":

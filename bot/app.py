@@ -16,6 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from telegram import BotCommand, InputMediaPhoto, Message, Update
 from telegram.constants import ChatAction
@@ -23,9 +24,12 @@ from telegram.error import TelegramError
 from telegram.ext import (
     Application,
     ApplicationBuilder,
+    CallbackContext,
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
+    Defaults,
+    ExtBot,
     MessageHandler,
     filters,
 )
@@ -53,12 +57,13 @@ COMMANDS = [
     BotCommand("rollback", "Admins: back to the previous model"),
 ]
 MAX_PHOTO_SIDE = 1280  # Telegram's largest regular photo size; bigger ones cost time, not accuracy
+ADMIN_COMMANDS = ("retrain", "models", "rollback")
 EPOCHS_RE = re.compile(r"[0-9]{1,9}")
 
 
 @dataclass
 class Services:
-    """Long-lived parts, kept in bot_data["svc"]; the serving model is bot_data["model"]."""
+    """Long-lived parts of the bot, built once in build_application()."""
 
     settings: Settings
     storage: Storage
@@ -68,8 +73,47 @@ class Services:
     lanes: UserLanes
 
 
-def services(context: ContextTypes.DEFAULT_TYPE) -> Services:
-    return context.bot_data["svc"]
+class BotData:
+    """The application's bot_data: the services and the model serving now (swapped whole by
+    /retrain and /rollback). Both are set in build_application() before any update."""
+
+    services: Services
+    model: ServingModel
+
+
+# ExtBot[int]: the bot with a rate limiter (AIORateLimiter's per-call argument is an int).
+class BotContext(CallbackContext[ExtBot[int], dict[Any, Any], dict[Any, Any], BotData]):
+    """The handlers' context: `context.services` and `context.model`, typed."""
+
+    @property
+    def services(self) -> Services:
+        return self.bot_data.services
+
+    @property
+    def model(self) -> ServingModel:
+        return self.bot_data.model
+
+    @model.setter
+    def model(self, model: ServingModel) -> None:
+        self.bot_data.model = model
+
+
+# The bot's Application type (no job queue is used; PTB's default type stands there).
+BotApplication = Application[ExtBot[int], BotContext, dict[Any, Any], dict[Any, Any], BotData, Any]
+
+
+def message_of(update: Update) -> Message:
+    """The message a message or command handler runs for (its filters ensure there is one)."""
+    message = update.effective_message
+    assert message is not None
+    return message
+
+
+def sender_id(update: Update) -> int:
+    """Who sent the update: the user, or the chat for anonymous group admins."""
+    sender = update.effective_user or update.effective_chat
+    assert sender is not None
+    return sender.id
 
 
 def is_admin(update: Update, settings: Settings) -> bool:
@@ -78,28 +122,20 @@ def is_admin(update: Update, settings: Settings) -> bool:
     return user is not None and user.id in settings.admin_ids
 
 
-async def refused(update: Update, settings: Settings, command: str) -> bool:
-    """Tell a non-admin that `command` is for admins only; True when refused."""
-    if is_admin(update, settings):
-        return False
-    await update.effective_message.reply_text(f"Sorry, /{command} is only for the bot's admins.")
-    return True
-
-
 # --- users ------------------------------------------------------------------------------
 
 
-async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def start(update: Update, context: BotContext) -> None:
     """Say what the bot does and how to take a good photo."""
     text = replies.HELP
-    if is_admin(update, services(context).settings):
+    if is_admin(update, context.services.settings):
         text += replies.ADMIN_HELP
-    await update.effective_message.reply_text(text)
+    await message_of(update).reply_text(text)
 
 
-async def photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def photo(update: Update, context: BotContext) -> None:
     """Read a photo: the largest size up to 1280 px (or the smallest when all are bigger)."""
-    sizes = update.effective_message.photo
+    sizes = message_of(update).photo
     fitting = [s for s in sizes if max(s.width, s.height) <= MAX_PHOTO_SIDE]
     chosen = max(fitting, key=lambda s: s.width * s.height) if fitting else min(
         sizes, key=lambda s: s.width * s.height
@@ -107,41 +143,42 @@ async def photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await read_image(update, context, chosen.file_id, chosen.file_size)
 
 
-async def document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def document(update: Update, context: BotContext) -> None:
     """Read an image sent as a file; explain politely when it isn't one."""
-    doc = update.effective_message.document
+    message = message_of(update)
+    doc = message.document
+    assert doc is not None  # filters.Document
     mime = doc.mime_type or mimetypes.guess_type(doc.file_name or "")[0] or ""
     if mime == "application/pdf" or (doc.file_name or "").lower().endswith(".pdf"):
-        await update.effective_message.reply_text(replies.PDF, do_quote=True)
+        await message.reply_text(replies.PDF)
     elif not mime.startswith("image/"):
-        await update.effective_message.reply_text(replies.NOT_AN_IMAGE, do_quote=True)
+        await message.reply_text(replies.NOT_AN_IMAGE)
     else:
         await read_image(update, context, doc.file_id, doc.file_size)
 
 
 async def read_image(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, file_id: str, size: int | None
+    update: Update, context: BotContext, file_id: str, size: int | None
 ) -> None:
     """Download, recognize off the event loop, store, reply (in the user's own lane)."""
-    svc = services(context)
-    message = update.effective_message
+    svc = context.services
+    message = message_of(update)
     limit = svc.settings.max_file_bytes
     if size and size > limit:
-        await message.reply_text(_too_big(size, limit), do_quote=True)
+        await message.reply_text(_too_big(size, limit))
         return
 
     async def on_queue(waiting: int) -> None:
-        with contextlib.suppress(TelegramError):
-            await message.reply_text(replies.QUEUED.format(waiting=waiting))
+        with contextlib.suppress(TelegramError):  # about the burst, not this photo: no quote
+            await message.reply_text(replies.QUEUED.format(waiting=waiting), do_quote=False)
 
-    sender = update.effective_user or update.effective_chat  # anonymous group admins: the chat
-    async with svc.lanes.turn(sender.id, on_queue):
+    async with svc.lanes.turn(sender_id(update), on_queue):
         tg_file = await context.bot.get_file(file_id)
         if tg_file.file_size and tg_file.file_size > limit:
-            await message.reply_text(_too_big(tg_file.file_size, limit), do_quote=True)
+            await message.reply_text(_too_big(tg_file.file_size, limit))
             return
         data = bytes(await tg_file.download_as_bytearray())
-        model: ServingModel = context.bot_data["model"]
+        model = context.model
         loop = asyncio.get_running_loop()
         result = await loop.run_in_executor(svc.executor, recognize_safely, model, data)
         await reply_reading(update, context, model, data, result)
@@ -168,19 +205,18 @@ def annotate_safely(data: bytes, result: Result) -> bytes | None:
 
 async def reply_reading(
     update: Update,
-    context: ContextTypes.DEFAULT_TYPE,
+    context: BotContext,
     model: ServingModel,
     data: bytes,
     result: Result,
 ) -> None:
     """Store the prediction, then answer: text, or the annotated photo for numbers and doubts."""
-    svc = services(context)
-    message = update.effective_message
+    svc = context.services
+    message = message_of(update)
     threshold = svc.settings.doubt_threshold
     single = result.status == "ok" and len(result.digits) == 1
-    sender = update.effective_user or update.effective_chat
     prediction_id = svc.storage.add_prediction(
-        user_id=sender.id,
+        user_id=sender_id(update),
         chat_id=message.chat_id,
         status=result.status,
         reading=result.text,
@@ -190,10 +226,10 @@ async def reply_reading(
         crop=result.digits[0].crop if single else None,
     )
     if result.status == "no_digit":
-        await message.reply_text(replies.NO_DIGIT, do_quote=True)
+        await message.reply_text(replies.NO_DIGIT)
         return
     if result.status != "ok":
-        await message.reply_text(result.error or replies.UNREADABLE, do_quote=True)
+        await message.reply_text(result.error or replies.UNREADABLE)
         return
 
     text = replies.reading_text(result, threshold)
@@ -204,19 +240,18 @@ async def reply_reading(
         picture = await loop.run_in_executor(svc.executor, annotate_safely, data, result)
     sent: Message
     if picture is not None:
-        sent = await message.reply_photo(
-            picture, caption=text, reply_markup=keyboard, do_quote=True
-        )
+        sent = await message.reply_photo(picture, caption=text, reply_markup=keyboard)
     else:
-        sent = await message.reply_text(text, reply_markup=keyboard, do_quote=True)
+        sent = await message.reply_text(text, reply_markup=keyboard)
     if single:
         svc.storage.set_reply_message(prediction_id, sent.message_id)
 
 
-async def feedback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def feedback(update: Update, context: BotContext) -> None:
     """✅ / 0–9 under a reading: validate, commit the label, then acknowledge."""
-    svc = services(context)
+    svc = context.services
     query = update.callback_query
+    assert query is not None  # CallbackQueryHandler
     parsed = replies.parse_feedback(query.data)
     if parsed is None:
         await query.answer("That button isn't one of mine.")
@@ -249,10 +284,10 @@ async def feedback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             await query.edit_message_reply_markup(None)
 
 
-async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def stats(update: Update, context: BotContext) -> None:
     """The model's charts with its version, accuracy, training date and live figures."""
-    svc = services(context)
-    model: ServingModel = context.bot_data["model"]
+    svc = context.services
+    model = context.model
     version = svc.registry.get(model.version)
     assert version is not None, "the serving model is always a registered version"
     metrics = read_metrics(model.path)
@@ -261,12 +296,12 @@ async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         mtime = (model.path / "model.tflite").stat().st_mtime
         trained = datetime.fromtimestamp(mtime, UTC).isoformat(timespec="seconds")
     caption = replies.stats_caption(version, metrics, trained[:10], svc.storage.live_stats())
+    message = message_of(update)
     with contextlib.suppress(TelegramError):  # "sending a photo…" is a courtesy too
-        await context.bot.send_chat_action(update.effective_chat.id, ChatAction.UPLOAD_PHOTO)
+        await context.bot.send_chat_action(message.chat_id, ChatAction.UPLOAD_PHOTO)
     pictures = await asyncio.to_thread(
         stats_pictures, model.path, svc.storage.recent_latencies()
     )
-    message = update.effective_message
     if len(pictures) == 1:
         await message.reply_photo(pictures[0], caption=caption)
     else:
@@ -275,26 +310,25 @@ async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await message.reply_media_group(media)
 
 
-async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def unknown_command(update: Update, context: BotContext) -> None:
     """Point unknown commands at /help."""
-    command = (update.effective_message.text or "").split()[0][:64]
-    await update.effective_message.reply_text(replies.UNKNOWN_COMMAND.format(command=command))
+    message = message_of(update)
+    command = (message.text or "").split()[0][:64]
+    await message.reply_text(replies.UNKNOWN_COMMAND.format(command=command))
 
 
-async def other(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def other(update: Update, context: BotContext) -> None:
     """Text, stickers, voice, …: explain what the bot reads."""
-    await update.effective_message.reply_text(replies.TEXT_ONLY)
+    await message_of(update).reply_text(replies.TEXT_ONLY)
 
 
 # --- admins -------------------------------------------------------------------------------
 
 
-async def retrain(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def retrain(update: Update, context: BotContext) -> None:
     """Admins: train a new model in a separate process; promote it if not worse."""
-    svc = services(context)
-    message = update.effective_message
-    if await refused(update, svc.settings, "retrain"):
-        return
+    svc = context.services
+    message = message_of(update)
     maximum = svc.settings.retrain_max_epochs
     usage = f"Usage: /retrain [EPOCHS], EPOCHS a whole number from 1 to {maximum}."
     args = context.args or []
@@ -313,40 +347,43 @@ async def retrain(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await message.reply_text("A retraining is already running; I'll report when it ends.")
 
 
-async def models(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def models(update: Update, context: BotContext) -> None:
     """Admins: list the model versions with their accuracy; the serving one is marked."""
-    svc = services(context)
-    if await refused(update, svc.settings, "models"):
-        return
-    await update.effective_message.reply_text(replies.models_text(svc.registry.versions()))
+    versions = context.services.registry.versions()
+    await message_of(update).reply_text(replies.models_text(versions))
 
 
-async def rollback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def rollback(update: Update, context: BotContext) -> None:
     """Admins: serve the previous version again (hot swap, no restart)."""
-    svc = services(context)
-    message = update.effective_message
-    if await refused(update, svc.settings, "rollback"):
-        return
+    svc = context.services
+    message = message_of(update)
     if svc.retrainer.busy:
         await message.reply_text("A retraining is running; roll back after it reports.")
         return
-    current: ServingModel = context.bot_data["model"]
+    current = context.model
     target = svc.registry.rollback_target()
     if target is None:
         await message.reply_text(f"Nothing to roll back to: v{current.version} is the first.")
         return
     loaded = await asyncio.to_thread(svc.registry.load, target)  # fails before anything changes
     svc.storage.activate(target.version)
-    context.bot_data["model"] = loaded
+    context.model = loaded
     await message.reply_text(
         f"↩️ Rolled back: v{target.version} is serving (was v{current.version})."
     )
 
 
+async def admins_only(update: Update, context: BotContext) -> None:
+    """An admin command from someone not in ADMIN_IDS: a polite refusal, nothing runs."""
+    message = message_of(update)
+    command = (message.text or "").split()[0].split("@")[0]
+    await message.reply_text(f"Sorry, {command[:33]} is only for the bot's admins.")
+
+
 # --- plumbing -----------------------------------------------------------------------------
 
 
-async def error_handler(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def error_handler(update: object, context: BotContext) -> None:
     """Log the exception and tell the user something went wrong."""
     log.error("Exception while handling an update", exc_info=context.error)
     if isinstance(update, Update) and update.effective_chat is not None:
@@ -358,38 +395,38 @@ def _too_big(size: int, limit: int) -> str:
     return replies.TOO_BIG.format(size=size / 2**20, limit=limit / 2**20)
 
 
-async def post_init(application: Application) -> None:
+async def post_init(application: BotApplication) -> None:
     try:
         await application.bot.set_my_commands(COMMANDS)
     except TelegramError as exc:  # the menu is a convenience; serving matters more
         log.warning("Could not register the command menu: %s", exc)
 
 
-async def post_stop(application: Application) -> None:
-    await services_of(application).retrainer.stop()  # terminate a running training
+async def post_stop(application: BotApplication) -> None:
+    await application.bot_data.services.retrainer.stop()  # terminate a running training
 
 
-async def post_shutdown(application: Application) -> None:
-    svc = services_of(application)
+async def post_shutdown(application: BotApplication) -> None:
+    svc = application.bot_data.services
     svc.executor.shutdown(wait=True)
     svc.storage.close()
 
 
-def services_of(application: Application) -> Services:
-    return application.bot_data["svc"]
-
-
-def build_application(settings: Settings) -> Application:
+def build_application(settings: Settings) -> BotApplication:
     """Open storage, load the active model and wire every handler."""
     storage = Storage(settings.db_path)
     registry = ModelRegistry(storage, settings.models_dir, settings.release_model_dir)
     registry.recover()
-    serving = registry.load(registry.active())
+    active = registry.active()
+    assert active is not None, "recover() leaves one version active"
+    serving = registry.load(active)
     log.info("Serving model v%s from %s", serving.version, serving.path)
 
     root = settings.api_root
     application = (
         ApplicationBuilder()
+        .context_types(ContextTypes(context=BotContext, bot_data=BotData))
+        .defaults(Defaults(do_quote=True))  # every reply quotes the message it answers
         .token(settings.bot_token.get_secret_value())
         .base_url(f"{root}/bot")
         .base_file_url(f"{root}/file/bot")
@@ -404,24 +441,28 @@ def build_application(settings: Settings) -> Application:
         .build()
     )
 
-    def swap(model: ServingModel) -> None:
-        application.bot_data["model"] = model
+    data = application.bot_data
 
-    application.bot_data["model"] = serving
-    application.bot_data["svc"] = Services(
+    def swap(model: ServingModel) -> None:
+        data.model = model
+
+    data.model = serving
+    data.services = Services(
         settings=settings,
         storage=storage,
         registry=registry,
-        retrainer=Retrainer(settings, registry, lambda: application.bot_data["model"], swap),
+        retrainer=Retrainer(settings, registry, lambda: data.model, swap),
         executor=ThreadPoolExecutor(settings.recognize_threads, thread_name_prefix="recognize"),
         lanes=UserLanes(settings.user_in_flight, settings.queue_notice_after),
     )
 
+    admins = filters.User(user_id=settings.admin_ids)  # numeric ids only
     application.add_handler(CommandHandler(["start", "help"], start))
     application.add_handler(CommandHandler("stats", stats))
-    application.add_handler(CommandHandler("retrain", retrain))
-    application.add_handler(CommandHandler("models", models))
-    application.add_handler(CommandHandler("rollback", rollback))
+    application.add_handler(CommandHandler("retrain", retrain, filters=admins))
+    application.add_handler(CommandHandler("models", models, filters=admins))
+    application.add_handler(CommandHandler("rollback", rollback, filters=admins))
+    application.add_handler(CommandHandler(ADMIN_COMMANDS, admins_only))  # everyone else
     application.add_handler(CallbackQueryHandler(feedback))
     new = filters.UpdateType.MESSAGE  # not edits or channel posts
     application.add_handler(MessageHandler(new & filters.PHOTO, photo))

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import aiohttp
+from telegram._utils.defaultvalue import DefaultValue  # as PTB's own HTTPXRequest resolves them
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
@@ -71,9 +72,9 @@ class AiohttpRequest(BaseRequest):
     ) -> tuple[int, bytes]:
         if self._session is None or self._session.closed:
             raise RuntimeError("AiohttpRequest is not initialized")
-        read = self._read if read_timeout is self.DEFAULT_NONE else read_timeout
-        connect = self._connect if connect_timeout is self.DEFAULT_NONE else connect_timeout
-        pool = self._pool if pool_timeout is self.DEFAULT_NONE else pool_timeout
+        read = self._read if isinstance(read_timeout, DefaultValue) else read_timeout
+        connect = self._connect if isinstance(connect_timeout, DefaultValue) else connect_timeout
+        pool = self._pool if isinstance(pool_timeout, DefaultValue) else pool_timeout
         # aiohttp's `connect` covers waiting for a free pooled connection and connecting;
         # it has no write timeout: a stalled upload ends with the read timeout instead.
         timeout = aiohttp.ClientTimeout(

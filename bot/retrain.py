@@ -140,6 +140,7 @@ class Retrainer:
         self, bot: Bot, chat_id: int, epochs: int | None, current: ServingModel
     ) -> Outcome:
         data = self.settings.mnist_path
+        assert data is not None, "the /retrain handler checks the data before start()"
         stamp = time.strftime("%Y%m%d-%H%M%S")
         work = self.settings.data_dir / "retrain" / stamp
         work.mkdir(parents=True, exist_ok=True)

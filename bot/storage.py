@@ -133,7 +133,8 @@ class Storage:
             (user_id, chat_id, time.time(), status, reading, confidence, latency_ms,
              model_version, blob),
         )
-        return int(cur.lastrowid)
+        assert cur.lastrowid is not None  # an INSERT sets it
+        return cur.lastrowid
 
     def set_reply_message(self, prediction_id: int, message_id: int) -> None:
         self._db.execute(

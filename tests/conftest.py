@@ -1,95 +1,15 @@
-"""Shared fixtures: the Bot API stand-in in a thread and the real bot (`python -m bot`) as a
-child process pointed at it."""
+"""Shared fixtures; what they build lives in tests/support/ (see its docstring)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.botapi_standin import BotApiStandIn
-
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "tests" / "data" / "mnist_sample.npz"
-ADMIN_ID = 4242
-BOT_START_S = 30  # a cold start on a busy 2-core machine; a warm one polls within ~1.5 s
-
-
-class BotProcess:
-    """`python -m bot` as a child process with its own DATA_DIR and log file."""
-
-    def __init__(self, api: BotApiStandIn, data_dir: Path, **env: str) -> None:
-        self.api = api
-        self.data_dir = data_dir
-        self.log_path = data_dir.parent / f"{data_dir.name}-bot.log"
-        self.env = {
-            **os.environ,
-            "BOT_TOKEN": api.token,
-            "TELEGRAM_API_URL": api.url,
-            "DATA_DIR": str(data_dir),
-            "ADMIN_IDS": str(ADMIN_ID),
-            "MNIST_PATH": str(SAMPLE),
-            "LOG_LEVEL": "INFO",
-            "PYTHONUNBUFFERED": "1",
-            **env,
-        }
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.started_at = 0.0
-
-    def start(self, timeout: float = BOT_START_S) -> BotProcess:
-        """Start the bot and wait for its first getUpdates."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.started_at = time.monotonic()
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bot"], cwd=ROOT, env=self.env, stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            self.api.run(self.api.wait_polling(after=self.started_at, timeout=timeout))
-        except TimeoutError:
-            self.stop()
-            raise RuntimeError(f"the bot did not start polling:\n{self.log()[-3000:]}") from None
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def kill(self) -> None:
-        """SIGKILL: no cleanup at all."""
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait(10)
-
-    def stop_and_check_log(self) -> None:
-        """Stop; the token's secret part (so the token too) must be nowhere in the log."""
-        self.stop()
-        assert self.api.token.split(":")[1] not in self.log(), "the bot token leaked into the log"
-
-    def stop(self, timeout: float = 30) -> int:
-        """SIGTERM (graceful shutdown) and wait; SIGKILL if it hangs. Returns the exit code."""
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        return self.proc.returncode
+from bot.app import BotApplication
+from tests.support import BotApiStandIn, BotProcess
+from tests.support.in_process import running_bot
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +37,18 @@ def bot_factory(
     yield start
     for bot in bots:
         bot.stop_and_check_log()
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[BotApiStandIn]:
+    """A Bot API stand-in serving in the test's own event loop (for async tests)."""
+    async with BotApiStandIn() as standin:
+        yield standin
+
+
+@pytest.fixture
+async def app(api: BotApiStandIn, tmp_path: Path) -> AsyncIterator[BotApplication]:
+    """The bot's Application (the release model, Telegram's limits) polling `api` in the
+    test's event loop; shut down as `python -m bot` shuts down."""
+    async with running_bot(api, tmp_path / "data") as application:
+        yield application

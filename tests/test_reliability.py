@@ -8,8 +8,6 @@ The stand-in runs in a thread of the test process; the bot is a separate OS proc
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import re
 import shutil
@@ -17,74 +15,27 @@ import signal
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from functools import cache
 from pathlib import Path
 
-import cv2
 import numpy as np
-import psutil
 import pytest
-from PIL import Image
 
+from bot import replies
 from bot.models import RELEASE_VERSION, ModelRegistry
 from bot.storage import Storage
 from model import RELEASE_DIR
-from tests.botapi_standin import BotApiStandIn, Call
-from tests.conftest import SAMPLE, BotProcess
+from tests.support import BotApiStandIn, BotProcess, Call
+from tests.support.conversation import REPLY_S, ask, buttons, reading
+from tests.support.pictures import digit_photo
 
 ADMIN = 900_001
 ADMIN_USERNAME = "boss"
-REPLY_S = 20
+REFUSED = "Sorry, /{command} is only for the bot's admins."
 
 pytestmark = pytest.mark.timeout(180)
 
 
 # --------------------------------------------------------------------------- helpers
-def digit_photo(index: int) -> tuple[bytes, int]:
-    """A photo of the ``index``-th sample test digit that the serving model reads right.
-
-    These tests are about the bot surviving faults, crashes and abuse, not about accuracy
-    (bench/recognizer_bench.py measures that), so they use digits whose reading is known.
-    """
-    return paper_photo(readable_digits()[index])
-
-
-@cache
-def readable_digits() -> list[int]:
-    from model.recognize import Recognizer
-
-    recognizer = Recognizer()
-    with np.load(SAMPLE) as data:
-        labels = data["y_test"]
-    return [i for i in range(len(labels))
-            if recognizer.recognize(paper_photo(i)[0]).text == str(labels[i])]
-
-
-def paper_photo(index: int) -> tuple[bytes, int]:
-    """A JPEG 'photo' of MNIST test digit ``index`` (dark ink on white paper) and its label."""
-    with np.load(SAMPLE) as data:
-        crop, label = data["x_test"][index], int(data["y_test"][index])
-    ink = cv2.resize(255 - crop, (224, 224), interpolation=cv2.INTER_CUBIC)
-    paper = np.full((400, 400), 255, np.uint8)
-    paper[88:312, 88:312] = ink
-    out = io.BytesIO()
-    Image.fromarray(np.stack([paper] * 3, axis=-1)).save(out, "JPEG", quality=90)
-    return out.getvalue(), label
-
-
-def reading(call: Call) -> str | None:
-    """The first number in a reply: the bot's reading."""
-    match = re.search(r"\d+", call.text)
-    return match.group(0) if match else None
-
-
-def buttons(call: Call) -> list[str]:
-    """callback_data of every inline button of a delivered message."""
-    markup = call.params.get("reply_markup") or {}
-    return [b["callback_data"] for row in markup.get("inline_keyboard", []) for b in row
-            if "callback_data" in b]
-
-
 def db_counts(db: Path) -> dict[str, int]:
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
         tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
@@ -112,18 +63,6 @@ def start_bot(api: BotApiStandIn, tmp_path: Path) -> Iterator[Callable[..., BotP
     yield start
     for bot in bots:
         bot.stop_and_check_log()
-
-
-def ask(api: BotApiStandIn, user: int, send: Callable[[], int], timeout: float = REPLY_S) -> Call:
-    """Queue a user message (via ``send``) and wait for the bot's answer in that chat.
-
-    Photos are answered as replies (quotes); commands in a private chat are not, so the
-    answer is the first message to the chat after the user's one, or a reply to it.
-    """
-    sent_at = time.monotonic()
-    mid = send()
-    return api.run(api.wait_message(
-        user, lambda c: c.reply_to in (None, mid), timeout=timeout, after=sent_at))
 
 
 def photo_reply(api: BotApiStandIn, user: int, index: int) -> tuple[Call, int]:
@@ -241,7 +180,7 @@ def test_429_on_send_is_retried_after_retry_after(api: BotApiStandIn, start_bot)
     attempts = [c for c in api.calls_to("sendMessage", ok_only=False) if c.chat_id == 501]
     assert [c.status for c in attempts] == [429, 200]
     assert attempts[1].time - attempts[0].time >= 1.0  # retry_after honoured
-    assert reply is attempts[1] and "/stats" in reply.text
+    assert reply is attempts[1] and reply.text == replies.HELP
 
 
 def test_5xx_and_slow_getfile_are_survived(api: BotApiStandIn, start_bot) -> None:
@@ -262,7 +201,7 @@ def test_5xx_and_slow_getfile_are_survived(api: BotApiStandIn, start_bot) -> Non
     stuck_at = time.monotonic()
     api.send_photo(user, digit_photo(2)[0])
     sorry = api.run(api.wait_message(user, timeout=REPLY_S + 12, after=stuck_at))
-    assert "try again" in sorry.text  # told, not left waiting in silence
+    assert sorry.text == replies.SORRY  # told, not left waiting in silence
     for index in (3, 4):  # and the next photos are answered as usual
         reply, label = photo_reply(api, user, index)
         assert reading(reply) == str(label)
@@ -287,9 +226,9 @@ def test_bot_api_gone_for_10s_then_back(api: BotApiStandIn, start_bot) -> None:
         api.run(api.come_back())
     assert bot.alive()
     for user, mid, label in asked:
-        if label is None:  # the command: answered in the chat (commands aren't quoted)
-            reply = api.run(api.wait_message(user, timeout=40))
-            assert "/help" in reply.text
+        if label is None:  # the command
+            reply = api.run(api.wait_reply(user, mid, timeout=40))
+            assert reply.text == replies.HELP
         else:
             reply = api.run(api.wait_reply(user, mid, timeout=40))
             assert reading(reply) == str(label)
@@ -333,6 +272,8 @@ def test_sigkill_during_feedback_presses_keeps_every_acknowledged_correction(
     for query_id in acknowledged_before_kill:
         prediction, label = queries[query_id].split(":")[1:]
         assert (int(prediction), int(label)) in stored, f"acknowledged {queries[query_id]} lost"
+        assert api.answered_callbacks[query_id].params["text"] == (
+            f"✏️ Corrected to {label} — thank you, I'll learn from it.")
 
     # Restart. Presses the dead bot never fetched are delivered again; the ones it had
     # fetched (PTB confirms an update when it fetches it) but not answered are gone, as with
@@ -356,16 +297,6 @@ def test_sigkill_during_feedback_presses_keeps_every_acknowledged_correction(
     assert sorted(rows) == sorted(expected)  # every correction exactly once, none invented
 
 
-def training_children(bot: BotProcess) -> list[psutil.Process]:
-    """The bot's ``python -m model.train`` child processes."""
-    found = []
-    for child in psutil.Process(bot.pid).children(recursive=True):
-        with contextlib.suppress(psutil.Error):
-            if "model.train" in " ".join(child.cmdline()):
-                found.append(child)
-    return found
-
-
 def test_killed_training_keeps_the_model_serving_and_next_retrain_works(
     api: BotApiStandIn, start_bot
 ) -> None:
@@ -375,16 +306,18 @@ def test_killed_training_keeps_the_model_serving_and_next_retrain_works(
     progress = api.run(api.wait_message(
         ADMIN, lambda c: "epoch 1/30" in c.text, timeout=90, after=started))
     assert progress.method == "editMessageText"
-    (child,) = training_children(bot)
+    (child,) = bot.training_children()
     child.kill()  # mid-training: 29 epochs to go
     report = api.run(api.wait_message(
         ADMIN, lambda c: c.method == "sendMessage" and "❌" in c.text, timeout=REPLY_S,
         after=progress.time))
-    assert "v1 keeps serving" in report.text and "killed" in report.text
+    assert report.text.startswith("❌ Retraining failed (killed by signal 9)"), report.text
+    assert report.text.endswith("v1 keeps serving."), report.text
     reply, label = photo_reply(api, 701, 20)  # the current model still answers
     assert reading(reply) == str(label) and bot.alive()
     models = ask(api, ADMIN, lambda: api.send_command(ADMIN, "models"))
-    assert "v1" in models.text and "v2" not in models.text
+    assert re.fullmatch(r"Model versions:\nv1 · \S+ · \S* \(release\) ← serving", models.text), (
+        models.text)
 
     again = time.monotonic()
     api.send_command(ADMIN, "retrain", "1")
@@ -392,7 +325,7 @@ def test_killed_training_keeps_the_model_serving_and_next_retrain_works(
         ADMIN, lambda c: c.method == "sendMessage" and bool(re.search(r"now serving|Kept", c.text)),
         timeout=90, after=again))
     assert "v2" in result.text
-    assert not training_children(bot)
+    assert not bot.training_children()
 
 
 # --------------------------------------------------------------------------- abuse
@@ -417,7 +350,7 @@ def test_a_flood_of_100_photos_does_not_starve_others(api: BotApiStandIn, start_
     ahead = sum(a.time < reply.time for a in answers)
     assert ahead < 20, f"the other user waited behind {ahead} of the flood's answers"
     notes = [c for c in api.messages_to(flooder) if c.reply_to is None]
-    assert notes and all("one by one" in n.text for n in notes), notes  # told politely
+    assert notes and all(n.text == replies.QUEUED.format(waiting=3) for n in notes), notes
     assert len(notes) <= 3, notes  # once per burst, not once per photo
 
 
@@ -451,7 +384,8 @@ def test_forged_callback_data_is_rejected_without_writing(
         query_id = api.press(user, message_id, data, chat_id=alice if message_id == msg_a
                              else None)
         answer = api.run(api.wait_callback_answer(query_id, timeout=REPLY_S))
-        assert answer.params.get("text"), f"{data!r}: the user was not told why"
+        assert answer.params.get("text") in (  # the user is told why
+            "That button isn't one of mine.", "This button doesn't belong to that reading."), data
     assert db_counts(db) == before
     assert api.messages_to(alice)[-1] is second_a  # and nothing was edited or sent
     assert not [c for c in api.calls_to("editMessageText", "editMessageCaption")]
@@ -472,11 +406,12 @@ def test_admin_commands_check_the_numeric_id_only(api: BotApiStandIn, start_bot,
         for command, args in (("retrain", "1"), ("retrain", ""), ("models", ""),
                               ("rollback", "")):
             answer = ask(api, user, lambda u=user, c=command, a=args: api.send_command(u, c, a))
-            assert "only for the bot's admins" in answer.text, (command, answer.text)
+            assert answer.text == REFUSED.format(command=command), answer.text
     time.sleep(1.0)
-    assert not training_children(bot) and db_counts(db) == before
+    assert not bot.training_children() and db_counts(db) == before
     assert not api.messages_to(ADMIN)  # the real admin heard nothing about it
-    assert "v1" in ask(api, ADMIN, lambda: api.send_command(ADMIN, "models")).text
+    models = ask(api, ADMIN, lambda: api.send_command(ADMIN, "models")).text
+    assert models.startswith("Model versions:\nv1 · ")
 
 
 def test_odd_text_and_junk_arguments_get_clear_answers(api: BotApiStandIn, start_bot) -> None:
@@ -486,15 +421,20 @@ def test_odd_text_and_junk_arguments_get_clear_answers(api: BotApiStandIn, start
     caption = ("🔢 " + "مرحبا بالعالم " * 80)[:1024]  # Telegram's longest caption, RTL + emoji
     mid = api.send_photo(user, image, caption=caption)
     assert reading(api.run(api.wait_reply(user, mid, timeout=REPLY_S))) == str(label)
-    for text in ("👋🏽 שלום עולם ‏123‏", "x" * 4096, "\u200f\u202e\u0000", "/start junk ✨",
-                 "/stats extra args", "/help@digitbot_test_bot", "/nosuchcommand 1 2 3"):
+    for text, expected in (
+        ("👋🏽 שלום עולם ‏123‏", replies.TEXT_ONLY), ("x" * 4096, replies.TEXT_ONLY),
+        ("\u200f\u202e\u0000", replies.TEXT_ONLY), ("/start junk ✨", replies.HELP),
+        ("/stats extra args", "Model v1 · MNIST test accuracy "),
+        ("/help@digitbot_test_bot", replies.HELP),
+        ("/nosuchcommand 1 2 3", replies.UNKNOWN_COMMAND.format(command="/nosuchcommand")),
+    ):
         answer = ask(api, user, lambda t=text: api.send_text(user, t))
-        assert answer.text.strip() or answer.method == "sendMediaGroup", text
+        assert answer.text.startswith(expected), (text, answer.text)
     for args, needle in (("abc", "can't read"), ("100000", "out of range"), ("-1", "can't read"),
                          ("0", "out of range"), ("1 2", "can't read"),
                          ("9" * 200, "can't read")):
         answer = ask(api, ADMIN, lambda a=args: api.send_command(ADMIN, "retrain", a))
         assert needle in answer.text and "Usage: /retrain" in answer.text, (args, answer.text)
     time.sleep(0.5)
-    assert not training_children(bot) and bot.alive()
+    assert not bot.training_children() and bot.alive()
     assert not [c for c in api.calls if c.status and not c.ok]  # every answer was valid
