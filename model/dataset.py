@@ -40,7 +40,8 @@ DIGIT_COVER, DIGIT_IOU, OTHER_COVER, MARK_COVER = 0.85, 0.6, 0.25, 0.1
 # Photos cut by the segmenter, per kind (numbers and amounts are rich in touching digits: they
 # teach where to split); the share of digits drawn from each pool.
 PHOTOS = {"digit": 1500, "number": 1500, "lines": 400, "amount": 1200, "crop": 600,
-          "blank": 500, "nondigit": 900, "other": 800}
+          "blank": 800, "nondigit": 1400, "other": 800}
+HAIRLINE = 0.2  # of the photos written with a fine ballpoint
 TOUCHING = 0.3  # neighbouring digits written touching, in training's numbers
 KENSANATA_SHARE = 0.35  # of the photos' digits (the rest from MNIST; "other" draws its own)
 # Hatching is left out: each of its strokes alone is a 1, and the model can't be taught both.
@@ -172,8 +173,9 @@ def _photo_chunk(args: tuple[str | None, int, str, int, int]) -> tuple[np.ndarra
     for i in range(start, stop):
         rng = np.random.default_rng([seed, 7919, KINDS.index(kind), i])
         digits = kensanata if rng.random() < KENSANATA_SHARE else mnist
-        photos.append(make_photo(rng, digits, kind, touching=TOUCHING, words=TRAIN_WORDS,
-                                 marks=TRAIN_MARKS))
+        pen = "hairline" if rng.random() < HAIRLINE else None
+        photos.append(make_photo(rng, digits, kind, pen=pen, touching=TOUCHING,
+                                 words=TRAIN_WORDS, marks=TRAIN_MARKS))
     return segmenter_examples(photos)
 
 

@@ -385,12 +385,23 @@ Placed = tuple[np.ndarray, int, int, bool]  # glyph, x, y, is it a digit
 
 
 def _hairline(alpha: np.ndarray) -> np.ndarray:
-    """Every stroke thinned to a fine ballpoint's ~1.5 px (distance transform)."""
-    dist = cv2.distanceTransform((alpha > 0.5).astype(np.uint8), cv2.DIST_L2, 5)
-    ridge = dist[(dist > 0) & (dist >= cv2.dilate(dist, np.ones((3, 3), np.uint8)))]
-    if not len(ridge):
-        return alpha
-    return np.clip(dist - max(0.0, float(np.percentile(ridge, 60)) - 0.9), 0, 1)
+    """Every stroke redrawn with a fine ballpoint: 3.5% of the digit's height, at least 1.6 px
+    (a 0.4 mm line on a 12 mm digit), along its centre line (a morphological skeleton)."""
+    solid = cv2.GaussianBlur(alpha, (0, 0), max(0.7, 0.006 * alpha.shape[0])) > 0.4
+    shape = cv2.morphologyEx(solid.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+    skeleton = np.zeros_like(shape)
+    cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+    while shape.any():  # Lantuéjoul: what each erosion step's opening removes
+        eroded = cv2.erode(shape, cross)
+        skeleton |= shape & ~cv2.dilate(eroded, cross)
+        shape = eroded
+    width = max(1.6, 0.035 * alpha.shape[0])
+    up = 4  # drawn at 4× and area-averaged down: an anti-aliased edge
+    big = cv2.resize(skeleton, None, fx=up, fy=up, interpolation=cv2.INTER_NEAREST)
+    r = max(1, round(width * up / 2))
+    big = cv2.dilate(big, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    return cv2.resize(big.astype(np.float32), (alpha.shape[1], alpha.shape[0]),
+                      interpolation=cv2.INTER_AREA)
 
 
 def _separator(rng: np.random.Generator, sep: str, height: float, stroke: float) -> np.ndarray:
@@ -522,7 +533,7 @@ def _paper_colour(rng: np.random.Generator) -> np.ndarray:
 
 def _ink(rng: np.random.Generator, kind: str | None = None) -> tuple[str, np.ndarray, float]:
     if kind is None:
-        kind = rng.choice(["black", "blue", "pencil", "red"], p=[0.43, 0.38, 0.14, 0.05])
+        kind = rng.choice(INKS, p=[0.41, 0.36, 0.12, 0.05, 0.03, 0.015, 0.015])
     elif kind not in INKS:
         raise ValueError(f"ink must be one of {INKS}, not {kind!r}")
     if kind == "lightblue":  # a washed-out ballpoint or a gel pen

@@ -53,6 +53,10 @@ FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")  # (JPEG covers MPO); ne
 
 DARK_BACKGROUND = 100  # a median brightness under this is a dark screen or board, not paper
 INK_FLOOR = 48  # ink strength (0–255) below which nothing is ink: ~19% darker than the paper
+# ...and Otsu's threshold is never above this: a dark table edge or a black frame pulls it far
+# above the faintest ink people write with (pencil, light-blue gel: ~30% darker than paper)
+INK_CAP = 72
+HYSTERESIS = 0.6  # ink this share of the threshold counts where it joins ink above it
 RULE_INK = 28  # ink strength that counts when looking for faint paper rules
 RULE_SPREAD = np.radians(15)  # rules are sought within this angle of horizontal or vertical
 # Below these a piece of ink is a speck, not worth a model call: a digit narrower than 8 px at
@@ -66,13 +70,19 @@ MAX_PIECES = 160  # the biggest pieces of a photo; the rest are texture (and cos
 # join it when closer.
 LINE_OVERLAP = 0.5
 LINE_GAP, MARK_GAP, MARK_SIZE = 1.5, 0.6, 0.35
+# ...and pieces stacked one over the other (a 3 or a 5 broken across, a pen lifted) are one
+# line when they share half the narrower one's columns and the gap between them is small
+# against the taller: the lines of a list are further apart than that.
+STACK_OVERLAP, STACK_GAP = 0.5, 0.25
 # Cuts: a piece wider than CUT_ASPECT × its line's height gets candidate cuts at the thin
 # places of its column profile, at least MIN_SLICE × the height apart. The widest single
 # digits, measured on MNIST and kensanata, are 1.3× as wide as tall (a 7's long bar).
 CUT_ASPECT, MIN_SLICE = 0.6, 0.25
+MAX_CUT_ASPECT = 6.0  # wider still is a rule, a table's edge: not a run of touching digits
 MAX_SPAN = 4  # pieces in one group: a digit broken into more is read as its biggest pieces
 MAX_GROUP_ASPECT = 1.6  # a group of several pieces wider than this × its height is not a digit
-MAX_GROUPS = 240  # crops per photo: bounds the time a photo of texture can take
+MAX_LINE_GROUPS = 120  # crops per line: bounds the time a photo of texture can take
+BRIDGE, MAX_BRIDGE = 0.5, 4  # pieces are joined across gaps of this × the stroke width (px)
 MNIST_BOX = 20
 STROKE_TARGET = 0.14  # MNIST's median stroke width / longest box side (measured on x_test)
 STROKE_MIN = 0.10  # MNIST's 5th percentile: thinner pens are thickened to STROKE_TARGET
@@ -283,10 +293,18 @@ def _percentiles(image: np.ndarray, qs: tuple[float, ...]) -> list[float]:
 
 def threshold(ink: np.ndarray) -> tuple[np.ndarray, int]:
     """Ink map → (binary mask 0/255, the threshold used): Otsu, never below a contrast floor
-    (paper texture and JPEG noise stay under it)."""
+    (paper texture and JPEG noise stay under it) nor above INK_CAP, with hysteresis: fainter
+    ink joined to ink above the threshold is ink too (a fine pen's stroke fades and thins)."""
     otsu, _ = cv2.threshold(ink, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    level = int(max(otsu, INK_FLOOR))
-    return cv2.threshold(ink, level, 255, cv2.THRESH_BINARY)[1], level
+    level = int(np.clip(otsu, INK_FLOOR, INK_CAP))
+    strong = cv2.threshold(ink, level, 255, cv2.THRESH_BINARY)[1]
+    weak = cv2.threshold(ink, max(INK_FLOOR, int(HYSTERESIS * level)), 255,
+                         cv2.THRESH_BINARY)[1]
+    n, labels, _ = _components(weak)
+    joined = np.zeros(n, np.uint8)
+    joined[labels[strong > 0]] = 255
+    joined[0] = 0
+    return np.take(joined, labels), level
 
 
 def rule_angle(ink: np.ndarray) -> float | None:
@@ -397,19 +415,23 @@ def segment(data: bytes) -> tuple[Decoded, list[Line]]:
             ink, inverse = deskew(ink, angle)
         ink = suppress_rules(ink)
     mask, level = threshold(ink)
-    # labels from a mask grown by a pixel: a stroke broken by one faint pixel stays one piece
-    n, labels, stats = _components(cv2.dilate(mask, _SQUARE3))
+    # labels from a mask grown by half a stroke's width: a stroke broken by faint spots (a
+    # dry pen, a textured scan) stays one piece
+    ink_px = cv2.countNonZero(mask)
+    rim = ink_px - cv2.countNonZero(cv2.erode(mask, _SQUARE3))
+    grow = int(np.clip(round(BRIDGE * 2 * ink_px / max(1, rim)), 1, MAX_BRIDGE))
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+    n, labels, stats = _components(cv2.dilate(mask, disc))
     inked = mask > 0
     area = np.bincount(labels[inked], minlength=n)
     keep = np.flatnonzero((area >= MIN_PIECE_AREA) & (np.arange(n) > 0))
     keep = keep[np.argsort(-area[keep])][:MAX_PIECES]
-    boxes = [(int(stats[i, 0]) + 1, int(stats[i, 1]) + 1,  # the growth's rim back off
-              int(stats[i, 0] + stats[i, 2]) - 1, int(stats[i, 1] + stats[i, 3]) - 1)
+    boxes = [(int(stats[i, 0]) + grow, int(stats[i, 1]) + grow,  # the growth's rim back off
+              int(stats[i, 0] + stats[i, 2]) - grow, int(stats[i, 1] + stats[i, 3]) - grow)
              for i in keep]
     pieces = [Piece(int(i), b) for i, b in zip(keep, boxes, strict=True)
               if b[2] > b[0] and b[3] > b[1]]
     lines: list[Line] = []
-    budget = MAX_GROUPS
     for members in _lines(pieces):
         height = _line_height(members)
         if height < MIN_DIGIT_HEIGHT:
@@ -417,6 +439,7 @@ def segment(data: bytes) -> tuple[Decoded, list[Line]]:
         sliced = [s for p in members for s in _slices(p, labels, inked, height)]
         sliced.sort(key=lambda p: (p.box[0] + p.box[2], p.box[1]))
         line = Line(sliced, [], height)
+        budget = MAX_LINE_GROUPS
         for start in range(len(sliced)):
             for end in range(start + 1, min(len(sliced), start + MAX_SPAN) + 1):
                 if budget == 0:
@@ -448,7 +471,10 @@ def _lines(pieces: list[Piece]) -> list[list[Piece]]:
     gap = np.maximum(x0[:, None] - x1[None], x0[None] - x1[:, None])
     alike = small >= MARK_SIZE * tall
     near = np.where(alike, gap <= LINE_GAP * tall, gap <= MARK_GAP * tall)
-    link = (shared >= LINE_OVERLAP * small) & near
+    w = x1 - x0
+    stacked = (-gap >= STACK_OVERLAP * np.minimum(w[:, None], w[None])) & (
+        -shared <= STACK_GAP * tall)
+    link = ((shared >= LINE_OVERLAP * small) & near) | stacked
     parent = list(range(len(pieces)))
 
     def root(i: int) -> int:
@@ -477,7 +503,7 @@ def _slices(piece: Piece, labels: np.ndarray, inked: np.ndarray, height: float) 
     (touching digits part there); a narrower piece as it is."""
     x0, y0, x1, y1 = piece.box
     width = x1 - x0
-    if width <= CUT_ASPECT * height:
+    if not CUT_ASPECT * height < width <= MAX_CUT_ASPECT * height:
         return [piece]
     region = (labels[y0:y1, x0:x1] == piece.label) & inked[y0:y1, x0:x1]
     profile = region.sum(axis=0).astype(np.float64)
