@@ -1003,6 +1003,8 @@ def make_photo(
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
     if pen not in (None, "hairline"):
         raise ValueError(f"pen must be None or 'hairline', not {pen!r}")
+    if ink is not None and ink not in INKS:
+        raise ValueError(f"ink must be one of {INKS}, not {ink!r}")
     needs_digits = kind in ("digit", "number", "crop", "lines", "amount")
     if needs_digits and digits is None:
         raise ValueError(f"kind {kind!r} needs a pool of digits")

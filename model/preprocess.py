@@ -243,11 +243,11 @@ def ink_map(image: np.ndarray) -> np.ndarray:
     it, which flattens uneven light.
     """
     if image.ndim == 3:
-        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-        if _light_on_dark(shrink(grey, 4)):
-            chan = cv2.bitwise_not(cv2.max(cv2.max(image[..., 0], image[..., 1]), image[..., 2]))
+        r, g, b = cv2.split(image)
+        if _light_on_dark(cv2.cvtColor(shrink(image, 4), cv2.COLOR_RGB2GRAY)):
+            chan = cv2.bitwise_not(cv2.max(cv2.max(r, g), b))
         else:
-            chan = cv2.min(cv2.min(image[..., 0], image[..., 1]), image[..., 2])
+            chan = cv2.min(cv2.min(r, g), b)
     else:
         chan = image
         if _light_on_dark(shrink(image, 4)):
@@ -300,7 +300,7 @@ def threshold(ink: np.ndarray) -> tuple[np.ndarray, int]:
     strong = cv2.threshold(ink, level, 255, cv2.THRESH_BINARY)[1]
     weak = cv2.threshold(ink, max(INK_FLOOR, int(HYSTERESIS * level)), 255,
                          cv2.THRESH_BINARY)[1]
-    n, labels, _ = _components(weak)
+    n, labels = cv2.connectedComponents(weak, connectivity=8, ltype=_label_type(weak))
     joined = np.zeros(n, np.uint8)
     joined[labels[strong > 0]] = 255
     joined[0] = 0
@@ -393,9 +393,13 @@ def suppress_rules(ink: np.ndarray) -> np.ndarray:
 def _components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     """8-connected blobs: (count, labels, stats). 16-bit labels when there cannot be more
     blobs than they hold (fewer ink pixels than that): OpenCV is then ~3× faster."""
-    ltype = cv2.CV_16U if cv2.countNonZero(mask) < np.iinfo(np.uint16).max else cv2.CV_32S
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=ltype)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8,
+                                                           ltype=_label_type(mask))
     return n, labels, stats
+
+
+def _label_type(mask: np.ndarray) -> int:
+    return cv2.CV_16U if cv2.countNonZero(mask) < np.iinfo(np.uint16).max else cv2.CV_32S
 
 
 _ELLIPSE5 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))

@@ -1,4 +1,5 @@
-"""The photo generator behind bench/recognizer_bench.py: deterministic, honest, well-formed."""
+"""The photo generator behind training and bench/recognizer_bench.py: deterministic, honest,
+well-formed."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from model.photos import KINDS, MAX_SIDE, load_test_digits, make_photo, photo_set
+from model.photos import INKS, KINDS, MAX_SIDE, Digits, load_test_digits, make_photo, photo_set
 
 SAMPLE = Path(__file__).parent / "data" / "mnist_sample.npz"
 SMALL = (640, 480)  # where the frame size does not matter: faster
@@ -51,8 +52,9 @@ def test_photos_decode_within_telegram_limits_and_match_truth(kind, test_digits)
         assert max(w, h) <= MAX_SIDE
         magic = {"jpeg": b"\xff\xd8\xff", "png": b"\x89PNG"}[truth.fmt]
         assert data.startswith(magic)
-        assert truth.text.isdigit() or (kind in ("blank", "nondigit") and truth.text == "")
-        assert len(truth.boxes) == len(truth.text)
+        digits = truth.text.replace("\n", "")
+        assert digits.isdigit() or (kind in ("blank", "nondigit") and truth.text == "")
+        assert len(truth.boxes) == len(digits)
         for x0, y0, x1, y1 in truth.boxes:
             assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h
         # The ink really is where the boxes say: darker (or, on screens, lighter) than the page.
@@ -95,8 +97,8 @@ def test_sizes_vary_and_can_be_forced(test_digits):
 
 def test_handwriting_comes_from_the_test_split_only(test_digits, tmp_path):
     images, labels = test_digits
-    # The generator's entry points take test arrays, never a training split.
-    assert list(inspect.signature(make_photo).parameters)[1:3] == ["test_images", "test_labels"]
+    # Without a pool of digits, the generator draws from MNIST's test split.
+    assert inspect.signature(photo_set).parameters["digits"].default is None
     for _, truth in photo_set(8, "number", seed=6, size=SMALL, test_digits=test_digits):
         assert [int(labels[i]) for i in truth.sources] == [int(c) for c in truth.text]
     # The loader never reads x_train: a file without it works, and a garbage x_train is ignored.
@@ -125,8 +127,62 @@ def test_other_sources_use_no_mnist():
 def test_bad_requests_are_refused(test_digits):
     rng = np.random.default_rng(0)
     with pytest.raises(ValueError):
-        make_photo(rng, None, None, "digit")
+        make_photo(rng, None, "digit")
     with pytest.raises(ValueError):
         photo_set(1, "selfie", seed=0)
     with pytest.raises(ValueError):
-        make_photo(rng, *test_digits, "digit", size=(1600, 1200))
+        make_photo(rng, Digits.mnist(*test_digits), "digit", size=(1600, 1200))
+    with pytest.raises(ValueError):
+        make_photo(rng, Digits.mnist(*test_digits), "digit", ink="gold")
+
+
+def test_lines_are_read_top_to_bottom(test_digits):
+    for _, truth in photo_set(6, "lines", seed=3, size=(1280, 960), test_digits=test_digits):
+        lines = truth.text.split("\n")
+        assert 2 <= len(lines) <= 3 and all(line.isdigit() for line in lines)
+        # each line's boxes lie below the previous line's
+        k = 0
+        bottoms = []
+        for line in lines:
+            boxes = truth.boxes[k:k + len(line)]
+            k += len(line)
+            assert [b[0] for b in boxes] == sorted(b[0] for b in boxes)
+            bottoms.append((min(b[1] for b in boxes), max(b[3] for b in boxes)))
+        assert all(top > 0.5 * (a[0] + a[1]) for a, (top, _) in zip(bottoms, bottoms[1:],
+                                                                       strict=False))
+
+
+def test_amounts_write_separators_that_are_not_in_the_text(test_digits):
+    photos = photo_set(20, "amount", seed=2, test_digits=test_digits)
+    written = [t.meta["written"] for _, t in photos]
+    assert any(any(sep in w for sep in ".,- ") for w in written)
+    for _, truth in photos:
+        assert truth.text == "".join(ch for ch in truth.meta["written"] if ch.isdigit())
+        assert len(truth.boxes) == len(truth.text)
+
+
+def test_pen_and_ink_can_be_forced(test_digits):
+    for ink in INKS:
+        (_, truth), = photo_set(1, "digit", seed=4, size=SMALL, screen=False, ink=ink,
+                                test_digits=test_digits)
+        assert truth.meta["ink"] == ink
+    (data, truth), = photo_set(1, "digit", seed=4, size=SMALL, screen=False, pen="hairline",
+                               test_digits=test_digits)
+    assert truth.meta["pen"] == "hairline"
+    # a hairline is thin: few pixels in the digit's box are dark
+    gray = cv2.cvtColor(decode(data), cv2.COLOR_BGR2GRAY)
+    x0, y0, x1, y1 = truth.boxes[0]
+    box = gray[y0:y1, x0:x1]
+    assert (box < np.median(gray) - 40).mean() < 0.2
+
+
+def test_scanned_cells_become_glyphs():
+    """A scanned cell (dark ink on light paper, a speck beside) → the digit's ink, cropped to
+    it, the speck left out."""
+    cell = np.full((90, 90, 3), 245, np.uint8)
+    cv2.line(cell, (45, 10), (45, 80), (150, 60, 20), 5)  # a blue 1
+    cell[5:7, 80:82] = 60  # a speck
+    digits = Digits.scans([cell], np.array([1]))
+    glyph, index = digits.draw(np.random.default_rng(0), 1)
+    assert index == 0 and glyph.max() > 0.9
+    assert glyph.shape[0] >= 70 and glyph.shape[1] <= 9

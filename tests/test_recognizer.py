@@ -22,7 +22,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model.recognize import Digit, Recognizer, Result, render_annotated
+from model.data import load_kensanata
+from model.photos import Digits, photo_set
+from model.recognize import (
+    CLASSES,
+    MARK,
+    PART,
+    Digit,
+    Recognizer,
+    Result,
+    read_line,
+    render_annotated,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "tests" / "data" / "mnist_sample.npz"
@@ -133,19 +144,20 @@ def test_result_fields_and_json(rec: Recognizer, digits: dict) -> None:
     assert 0 <= x0 < x1 <= 1280 and 0 <= y0 < y1 <= 960
     out = res.to_json("a.jpg")
     assert out == {"file": "a.jpg", "status": "ok", "text": "7", "digits": [
-        {"digit": 7, "confidence": round(d.confidence, 4), "box": list(d.box)}]}
+        {"digit": 7, "confidence": round(d.confidence, 4), "box": list(d.box), "line": 0}]}
+    assert res.lines == ["7"]
     assert rec.model_path.name == "model.tflite"
 
 
 def test_classify_batch_matches_single(rec: Recognizer, digits: dict) -> None:
     batch = np.stack([digits[k][0] for k in range(10)])
     probs = rec.classify(batch)
-    assert probs.shape == (10, 10)
+    assert probs.shape == (10, CLASSES)  # the digits, MARK and PART
     assert np.allclose(probs.sum(axis=1), 1, atol=1e-4)
     assert list(probs.argmax(axis=1)) == list(range(10))
     for k in (0, 5, 9):
         assert np.allclose(rec.classify(batch[k:k + 1])[0], probs[k], atol=1e-5)
-    assert rec.classify(np.zeros((0, 28, 28), np.uint8)).shape == (0, 10)
+    assert rec.classify(np.zeros((0, 28, 28), np.uint8)).shape == (0, CLASSES)
 
 
 def test_one_model_call_per_photo(rec: Recognizer, digits: dict, monkeypatch) -> None:
@@ -476,26 +488,7 @@ def test_render_annotated(rec: Recognizer, digits: dict) -> None:
     assert cv2.imdecode(np.frombuffer(broken, np.uint8), cv2.IMREAD_COLOR) is not None
 
 
-# --- the preprocessing's harder cases --------------------------------------------------------
-
-
-def test_wide_digit_read_surely_is_not_split() -> None:
-    """A blob the model reads as one digit all but certainly stays whole, though its halves
-    read surely too (the halves of a sprawling 5 read as two 5s); one wider than any digit is
-    still split when its parts read surely."""
-    from model.preprocess import Candidate
-    from model.recognize import _prefer_split
-
-    def blob(aspect: float) -> Candidate:
-        return Candidate(crop=np.zeros((28, 28), np.uint8), alt=np.zeros((28, 28), np.uint8),
-                         box=(0, 0, round(100 * aspect), 100), aspect=aspect, density=0.3,
-                         row_aspect=aspect, length=10.0)
-
-    sure_five = np.eye(10)[5] * 0.999
-    halves = [np.eye(10)[5] * 0.98, np.eye(10)[5] * 0.99]
-    assert not _prefer_split(blob(1.8), sure_five, halves)
-    assert _prefer_split(blob(2.4), sure_five, halves)
-    assert _prefer_split(blob(1.8), np.eye(10)[4] * 0.6, halves)  # an unsure whole: split
+# --- the segmentation's harder cases -------------------------------------------------------
 
 
 def test_faint_smudge_does_not_hide_the_digit(rec: Recognizer, digits: dict) -> None:
@@ -514,48 +507,6 @@ def test_faint_smudge_does_not_hide_the_digit(rec: Recognizer, digits: dict) -> 
     assert right >= 4, f"{right}/5 digits beside a smudge"
 
 
-def test_specks_and_hairlines_are_not_digits(rec: Recognizer) -> None:
-    """Dust far smaller than a digit one photographs, and a hair-thin straight line (what a
-    paper rule leaves), are not read as 1s however surely the model would read them."""
-    rng = np.random.default_rng(RNG_SEED)
-    speck = paper(1280, 960, rng)
-    cv2.line(speck, (640, 480), (641, 496), (40.0, 40.0, 40.0), 3)  # 16 px of 960
-    hair = paper(1280, 960, rng)
-    cv2.line(hair, (640, 300), (640, 520), (90.0, 80.0, 80.0), 1)
-    for name, img in (("speck", speck), ("hairline", hair)):
-        res = rec.recognize(encode(img))
-        assert (res.status, res.text) == ("no_digit", ""), (name, res.text)
-
-
-def test_rule_remnant_to_the_edge_does_not_hide_the_digit(rec: Recognizer,
-                                                          digits: dict) -> None:
-    """On squared paper, a bold digit tied to the photo's edge by what is left of a rule (a
-    hair-thin line the rule removal missed) is still read: a blob reaching the frame's edge
-    only through a hairline is not cut off."""
-    from model.preprocess import _cut_hairlines
-
-    mask = np.zeros((200, 300), np.uint8)
-    cv2.circle(mask, (150, 120), 40, 255, 10)  # a bold 0
-    cv2.line(mask, (150, 0), (150, 80), 255, 1)  # a hairline from it to the top edge
-    edge = np.zeros_like(mask, bool)
-    edge[0, :] = edge[-1, :] = edge[:, 0] = edge[:, -1] = True
-    cut = _cut_hairlines(mask, edge)
-    assert not (cut[0:70] > 0).any(), "the hairline stays"
-    assert (cut > 0).sum() >= 0.95 * ((mask > 0).sum() - 80), "the digit lost ink"
-    thin = np.zeros_like(mask)
-    cv2.line(thin, (20, 0), (60, 150), 255, 2)  # a thin stroke reaching the edge: untouched
-    assert np.array_equal(_cut_hairlines(thin, edge), thin)
-    # and end to end: a bold digit with a rule's remnant running from it to the edge
-    rng = np.random.default_rng(RNG_SEED)
-    right = 0
-    for label in range(5):
-        img = paper(1280, 960, rng, "squared", spacing=64)
-        x0, y0, x1, y1 = put_digit(img, digits[label][0], 500, 300, 260)
-        cv2.line(img, ((x0 + x1) // 2, 0), ((x0 + x1) // 2, y0 + 20), (120.0, 90.0, 80.0), 1)
-        right += rec.recognize(encode(img)).text == str(label)
-    assert right >= 4, f"{right}/5 digits tied to the edge by a hairline"
-
-
 def test_broken_rule_pieces_are_removed() -> None:
     """A rule interrupted by a bold digit is removed on both sides, even where the piece on
     one side is short: the pieces on one line add up to a rule."""
@@ -572,34 +523,115 @@ def test_broken_rule_pieces_are_removed() -> None:
     assert out[250, 405:409].max() > 150, "the digit's stroke was removed"
 
 
-def test_mnist_views_agree() -> None:
-    """The second, smaller view of a crop is the same digit a little smaller; mnist_crop is
-    the first view (the training code uses it)."""
-    from model.preprocess import mnist_crop, mnist_views
+# --- real handwriting, and the generator's hard cases ------------------------------------------
 
-    ink = np.zeros((120, 80), np.uint8)
-    cv2.line(ink, (40, 5), (40, 115), 255, 10)
-    cv2.line(ink, (10, 20), (40, 5), 255, 10)
-    region = ink > 0
-    views, length = mnist_views(ink, region, 128)
-    crop, same_length = mnist_crop(ink, region, 128)
-    assert np.array_equal(views[0], crop) and length == same_length
-    rows = [np.flatnonzero((v > 60).any(axis=1)) for v in views]
-    assert rows[0][-1] - rows[0][0] > rows[1][-1] - rows[1][0] >= 15
+HELD_OUT = ROOT / "tests" / "data" / "heldout_writers"
+# The release reads 300/300 of these frozen cells; a change that costs real handwriting more
+# than a few of them fails here (bench/recognizer_bench.py measures all 2,373 cells).
+HELD_OUT_FLOOR = 0.97
 
 
-def test_sliver_beside_a_digit_is_not_a_digit() -> None:
-    """A thin blob lying half across its neighbour's box (a grid line's remnant beside a
-    digit) is dropped; a 1 standing clear of its neighbours is kept."""
-    from model.preprocess import Candidate
-    from model.recognize import _sliver
+def test_real_handwriting_of_held_out_writers(rec: Recognizer) -> None:
+    """300 real scanned digits by four writers that training and tuning never saw (mostly Swiss:
+    a 1 with a long upstroke, a crossed 7), each cell as scanned, touching its edge."""
+    rows = (HELD_OUT / "labels.csv").read_text().splitlines()[1:]
+    assert len(rows) == 300
+    right = 0
+    misread = []
+    for row in rows:
+        name, label, _ = row.split(",")
+        res = rec.recognize((HELD_OUT / name).read_bytes())
+        right += res.text == label
+        if res.text != label:
+            misread.append(f"{name}: {res.text or res.status}")
+    assert right / len(rows) >= HELD_OUT_FLOOR, f"{right}/300 read right; misread: {misread}"
+    assert not set(load_kensanata("train").writers) & {r.split(",")[2] for r in rows}
 
-    def blob(x0: int, x1: int) -> Candidate:
-        return Candidate(crop=np.zeros((28, 28), np.uint8), alt=np.zeros((28, 28), np.uint8),
-                         box=(x0, 100, x1, 160), aspect=(x1 - x0) / 60, density=0.5,
-                         row_aspect=(x1 - x0) / 60, length=8.0)
 
-    six, ghost, one = blob(157, 184), blob(152, 164), blob(200, 210)
-    assert _sliver(ghost, [six, ghost, one])
-    assert not _sliver(one, [six, one])
-    assert not _sliver(six, [ghost, six, one])  # a digit-wide blob is never a sliver
+@pytest.fixture(scope="module")
+def writers() -> Digits:
+    """Digits of the held-out writers (the frozen cells), as the generator's hand."""
+    rows = [r.split(",") for r in (HELD_OUT / "labels.csv").read_text().splitlines()[1:]]
+    cells = [cv2.imread(str(HELD_OUT / name), cv2.IMREAD_COLOR) for name, _, _ in rows]
+    return Digits.scans(cells, np.array([int(label) for _, label, _ in rows]), "held-out")
+
+
+@pytest.mark.parametrize(("kind", "style"), [
+    ("lines", {}), ("amount", {}), ("digit", {"pen": "hairline"}), ("digit", {"ink": "red"}),
+    ("digit", {"ink": "lightblue"}), ("crop", {}),
+])
+def test_generated_hard_cases(rec: Recognizer, writers: Digits, kind: str, style: dict) -> None:
+    """Several lines, cheque amounts with separators and touching digits, a hairline pen,
+    coloured ink, tight crops: 10 photos each by held-out writers, at most one misread."""
+    photos = photo_set(10, kind, seed=11, digits=writers, **style)
+    got = [rec.recognize(data).text for data, _ in photos]
+    wrong = [(t.text, g) for (_, t), g in zip(photos, got, strict=True) if g != t.text]
+    assert len(wrong) <= 1, wrong
+
+
+def test_several_lines_top_to_bottom(rec: Recognizer, digits: dict) -> None:
+    """Two numbers one under the other (a list): every line, top to bottom, joined by a
+    newline; each digit keeps its box and knows its line."""
+    rng = np.random.default_rng(RNG_SEED)
+    img = paper(1280, 960, rng)
+    boxes = []
+    for y, text in ((200, "305"), (520, "71")):
+        x = 300
+        for ch in text:
+            boxes.append(put_digit(img, digits[int(ch)][0], x, y, 160))
+            x = boxes[-1][2] + 40
+    res = rec.recognize(encode(img))
+    assert res.text == "305\n71" and res.lines == ["305", "71"]
+    assert [d.line for d in res.digits] == [0, 0, 0, 1, 1]
+    assert all(overlaps(d.box, b) for d, b in zip(res.digits, boxes, strict=True))
+
+
+def test_separators_are_not_digits(rec: Recognizer, digits: dict) -> None:
+    """12.500, 07-45 and 1 000: the dot, the dash and the space separate groups; the text is
+    the digits."""
+    rng = np.random.default_rng(RNG_SEED)
+    for text in ("12.500", "07-45", "1 000"):
+        img = paper(1280, 960, rng)
+        x = 120
+        for ch in text:
+            if ch == ".":
+                cv2.circle(img, (x + 10, 520), 7, (40.0, 30.0, 30.0), -1)
+                x += 40
+            elif ch == "-":
+                cv2.line(img, (x + 6, 460), (x + 46, 460), (40.0, 30.0, 30.0), 10)
+                x += 60
+            elif ch == " ":
+                x += 80
+            else:
+                x = put_digit(img, digits[int(ch)][0], x, 400, 130)[2] + 25
+        assert rec.recognize(encode(img)).text == text.replace(".", "").replace(
+            "-", "").replace(" ", ""), text
+
+
+def test_a_line_is_read_as_its_likeliest_split() -> None:
+    """The decision alone, on made-up model outputs: a wide blob the model reads as PART is
+    read as the two digits its halves are; a group the model reads as one digit beats its
+    pieces; a MARK (a dot) between digits is passed over."""
+    from model.preprocess import Group, Line, Piece
+
+    def line(spans: list[tuple[int, int]]) -> Line:
+        pieces = [Piece(k, (10 * k, 0, 10 * k + 9, 20)) for k in range(3)]
+        crop = np.zeros((28, 28), np.uint8)
+        groups = [Group(a, b, (10 * a, 0, 10 * b, 20), crop) for a, b in spans]
+        return Line(pieces, groups, 20.0)
+
+    def p(label: int, sure: float) -> np.ndarray:
+        out = np.full(CLASSES, (1 - sure) / (CLASSES - 1))
+        out[label] = sure
+        return out
+
+    spans = [(0, 1), (1, 2), (2, 3), (0, 2), (1, 3), (0, 3)]
+    # pieces 4 | 2 | . , the pair (4, 2) is PART, the dot a MARK
+    probs = [p(4, 0.9), p(2, 0.9), p(MARK, 0.9), p(PART, 0.9), p(PART, 0.8), p(PART, 0.9)]
+    assert [d.digit for d in read_line(line(spans), probs)] == [4, 2]
+    # the left two pieces are one 5 (its bar and its body): the pair wins
+    probs = [p(PART, 0.7), p(PART, 0.6), p(1, 0.95), p(5, 0.97), p(PART, 0.9), p(PART, 0.9)]
+    assert [d.digit for d in read_line(line(spans), probs)] == [5, 1]
+    # nothing but marks: no digit
+    probs = [p(MARK, 0.9)] * 3 + [p(PART, 0.9)] * 3
+    assert read_line(line(spans), probs) == []
