@@ -6,12 +6,27 @@ STAMP := $(VENV)/.installed-stamp
 MNIST_PATH ?= $(abspath ../shared/data/mnist.npz)
 export MNIST_PATH
 
-.PHONY: install run test lint train bench
+# Installs come from the lock files in requirements/ (exact versions, hash-checked), then the
+# project itself without dependencies. The Dockerfile runs these same commands
+# (tests/test_deploy.py fails on drift). serve: the bot; train: + TensorFlow; dev: + tests.
+INSTALL_LOCKED := -m pip install --require-hashes -r
+INSTALL_PROJECT := -m pip install --no-deps
+LOCK_SERVE := requirements/serve.txt
+LOCK_TRAIN := requirements/train.txt
+LOCK_DEV := requirements/dev.txt
+# `make lock` re-resolves them from pyproject.toml: dev first, the others within its versions,
+# so the three agree. Current pins are kept while they satisfy pyproject.toml;
+# `make lock LOCK_FLAGS=--upgrade` takes the newest releases.
+COMPILE := $(VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3.11 \
+	--generate-hashes --quiet
 
-$(STAMP): pyproject.toml
+.PHONY: install run test lint train bench lock
+
+$(STAMP): pyproject.toml $(LOCK_DEV)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) $(INSTALL_LOCKED) $(LOCK_DEV) -q
+	$(PY) $(INSTALL_PROJECT) -e . -q
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -22,6 +37,11 @@ run: $(STAMP)  ## start the bot (BOT_TOKEN from .env or the environment)
 test: $(STAMP)  ## lint and the whole test suite
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
+
+lock: $(STAMP)  ## refresh requirements/*.txt from pyproject.toml
+	$(COMPILE) $(LOCK_FLAGS) --extra train --extra dev -o $(LOCK_DEV)
+	$(COMPILE) --extra train -c $(LOCK_DEV) -o $(LOCK_TRAIN)
+	$(COMPILE) -c $(LOCK_DEV) -o $(LOCK_SERVE)
 
 train: $(STAMP)  ## reproduce model/release with the defaults on the full MNIST
 	$(PY) -m model.train --out model/release
