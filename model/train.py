@@ -1,7 +1,7 @@
 """Train a digit classifier on MNIST and write a complete, servable run directory.
 
     python -m model.train [--arch cnn|mlp] [--epochs N] [--data PATH] [--extra PATH]
-                          [--out DIR] [--seed S]
+                          [--out DIR] [--seed S] [--threads N]
 
 DIR receives model.keras (best epoch on validation), model.tflite (checked against Keras with
 LiteRT), history.json, metrics.json and three plots. One `PROGRESS {json}` line per finished
@@ -362,7 +362,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--extra", help=".npz of user corrections (x: N×28×28 uint8, y: labels)")
     parser.add_argument("--out", default="runs/latest", type=Path, help="run directory to write")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--threads", type=int, default=0,
+                        help="cap TensorFlow's threads (0: its own choice, all cores)")
     args = parser.parse_args(argv)
+    if args.threads > 0:  # before TensorFlow runs anything: it fixes its pools at first use
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     epochs = args.epochs or DEFAULT_EPOCHS[args.arch]
     if epochs < 1:
         parser.error("--epochs must be at least 1")
