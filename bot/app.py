@@ -30,7 +30,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import replies
+from bot import metrics, replies
 from bot.charts import stats_pictures
 from bot.config import Settings, load_settings
 from bot.fairness import UserLanes
@@ -40,6 +40,7 @@ from bot.ratelimit import BotRateLimiter
 from bot.request import AiohttpRequest
 from bot.retrain import Retrainer, check_data
 from bot.storage import Storage
+from bot.web import WebServer, run_webhook
 from model.recognize import Result, render_annotated
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ class Services:
     retrainer: Retrainer
     executor: ThreadPoolExecutor
     lanes: UserLanes
+    web: WebServer | None = None  # /healthz, /metrics and the webhook, when configured
 
 
 def services(context: ContextTypes.DEFAULT_TYPE) -> Services:
@@ -144,6 +146,7 @@ async def read_image(
         model: ServingModel = context.bot_data["model"]
         loop = asyncio.get_running_loop()
         result = await loop.run_in_executor(svc.executor, recognize_safely, model, data)
+        metrics.photo_read(result.status, result.seconds)
         await reply_reading(update, context, model, data, result)
 
 
@@ -363,10 +366,15 @@ async def post_init(application: Application) -> None:
         await application.bot.set_my_commands(COMMANDS)
     except TelegramError as exc:  # the menu is a convenience; serving matters more
         log.warning("Could not register the command menu: %s", exc)
+    if (web := services_of(application).web) is not None:
+        await web.start()
 
 
 async def post_stop(application: Application) -> None:
-    await services_of(application).retrainer.stop()  # terminate a running training
+    svc = services_of(application)
+    await svc.retrainer.stop()  # terminate a running training
+    if svc.web is not None:
+        await svc.web.stop()
 
 
 async def post_shutdown(application: Application) -> None:
@@ -408,7 +416,7 @@ def build_application(settings: Settings) -> Application:
         application.bot_data["model"] = model
 
     application.bot_data["model"] = serving
-    application.bot_data["svc"] = Services(
+    application.bot_data["svc"] = svc = Services(
         settings=settings,
         storage=storage,
         registry=registry,
@@ -416,6 +424,9 @@ def build_application(settings: Settings) -> Application:
         executor=ThreadPoolExecutor(settings.recognize_threads, thread_name_prefix="recognize"),
         lanes=UserLanes(settings.user_in_flight, settings.queue_notice_after),
     )
+    if settings.webhook_url or settings.metrics_port:
+        svc.web = WebServer(application, settings, storage, lambda: application.bot_data["model"],
+                            webhook=settings.webhook_url is not None)
 
     application.add_handler(CommandHandler(["start", "help"], start))
     application.add_handler(CommandHandler("stats", stats))
@@ -433,11 +444,17 @@ def build_application(settings: Settings) -> Application:
 
 
 def main() -> None:
-    """Start the bot with long polling; SIGINT/SIGTERM stop it gracefully."""
+    """Start the bot with long polling, or on its webhook when WEBHOOK_URL is set;
+    SIGINT/SIGTERM stop it gracefully."""
     started = time.monotonic()
     settings = load_settings()
     setup_logging(settings.log_level, settings.bot_token.get_secret_value())
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     application = build_application(settings)
+    web = services_of(application).web
+    if settings.webhook_url and web is not None:
+        asyncio.run(run_webhook(application, web, started))
+        return
     log.info("Ready in %.2f s; polling %s", time.monotonic() - started, settings.api_root)
+    # run_polling calls deleteWebhook first: a bot that ran on a webhook switches back
     application.run_polling(allowed_updates=Update.ALL_TYPES, bootstrap_retries=3)

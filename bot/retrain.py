@@ -25,6 +25,7 @@ import numpy as np
 from telegram import Bot
 from telegram.error import TelegramError
 
+from bot import metrics
 from bot.config import Settings
 from bot.models import MODEL_FILE, ModelRegistry, ServingModel, read_metrics
 from model.recognize import Recognizer
@@ -53,7 +54,7 @@ class Outcome:
     """What a finished run led to (for the admin's message and the tests)."""
 
     text: str
-    promoted: bool = False
+    result: str = "failed"  # promoted | kept | failed (metrics.RETRAIN_RUNS)
 
 
 def fmt_pct(fraction: float | None) -> str:
@@ -132,6 +133,7 @@ class Retrainer:
         except Exception as exc:  # the bot must keep serving whatever happens here
             log.exception("Retraining failed")
             outcome = Outcome(f"❌ Retraining failed: {exc}. v{current.version} keeps serving.")
+        metrics.RETRAIN_RUNS.labels(outcome.result).inc()
         await _send(bot, chat_id, outcome.text)
         log.info("Retraining finished: %s", outcome.text)
         return outcome
@@ -204,18 +206,20 @@ class Retrainer:
         if not promote:
             return Outcome(
                 f"⚖️ Kept v{current.version}: the new model is worse {scores}. "
-                f"It is stored as v{version}, not serving."
+                f"It is stored as v{version}, not serving.",
+                result="kept",
             )
         row = self.registry.get(version)
         assert row is not None
         self._swap(await asyncio.to_thread(self.registry.load, row))
         if new_acc >= old_acc:
-            return Outcome(f"✅ v{version} is now serving (not worse {scores}).", promoted=True)
+            return Outcome(f"✅ v{version} is now serving (not worse {scores}).",
+                           result="promoted")
         tolerance = self.settings.promote_tolerance * 100
         return Outcome(
             f"✅ v{version} is now serving: worse {scores}, but within PROMOTE_TOLERANCE "
             f"({tolerance:.2f} points).",
-            promoted=True,
+            result="promoted",
         )
 
     async def _follow(

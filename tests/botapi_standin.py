@@ -67,6 +67,14 @@ server listens again on the same port; updates queued meanwhile are kept and del
 ``await outage(seconds)`` does both.
 Rates: ``max_rate(window=1.0, chat_id=None)`` the most delivered messages in any window,
 ``rate(chat_id=None)`` mean messages per second over the recorded span.
+
+Webhook (see the "webhook" section): ``setWebhook`` / ``deleteWebhook`` / ``getWebhookInfo``
+are kept like Telegram (``webhook``: url, secret_token, allowed_updates); while a webhook is
+set, getUpdates gets 409 and each queued update is POSTed to ``webhook_target`` (the bot's
+local address, standing in for the reverse proxy behind the registered https URL) with the
+``X-Telegram-Bot-Api-Secret-Token`` header (``webhook_secret_override`` sends another one, or
+none with ""); every POST is in ``webhook_deliveries``; a refused one stays pending and is
+retried every ``WEBHOOK_RETRY_S``, as at Telegram.
 """
 
 from __future__ import annotations
@@ -85,7 +93,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any, TypeVar
 
-from aiohttp import web
+from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
 DEFAULT_TOKEN = "123456789:AAStandInTokenForTestsOnly_abcdefghij"
 SEND_METHODS = frozenset({"sendmessage", "sendphoto", "senddocument", "sendmediagroup",
@@ -103,6 +111,7 @@ MAX_CAPTION = 1024
 MAX_CALLBACK_DATA = 64
 MAX_GETFILE_BYTES = 20 * 1024 * 1024
 PHOTO_SIDES = (90, 320, 800)  # thumbnail sizes Telegram produces below the full photo
+WEBHOOK_RETRY_S = 1.0  # a refused webhook delivery is tried again after this long
 MD2_RESERVED = set("_*[]()~`>#+-=|{}.!")
 HTML_TAGS = frozenset({"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span",
                        "tg-spoiler", "a", "code", "pre", "blockquote", "tg-emoji"})
@@ -184,6 +193,17 @@ class Call:
         text = self.text[:60].replace("\n", " ")
         return (f"Call({self.method} chat={self.params.get('chat_id')} status={self.status} "
                 f"reply_to={self.reply_to} text={text!r} files={list(self.files)})")
+
+
+@dataclass
+class WebhookDelivery:
+    """One POST of an update to the bot's webhook; ``status`` 0: no HTTP answer."""
+
+    update_id: int
+    time: float
+    wall_time: float
+    status: int = 0
+    error: str = ""
 
 
 @dataclass
@@ -351,6 +371,12 @@ class BotApiStandIn:
         self._changed: asyncio.Event | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
+        self.webhook: dict[str, Any] | None = None  # see the webhook section
+        self.webhook_target: str | None = None
+        self.webhook_secret_override: str | None = None
+        self.webhook_deliveries: list[WebhookDelivery] = []
+        self._webhook_in_flight: set[int] = set()
+        self._webhook_session: ClientSession | None = None
 
     # ----------------------------------------------------------------- lifecycle
     @property
@@ -374,6 +400,9 @@ class BotApiStandIn:
         return self
 
     async def stop(self) -> None:
+        self.webhook = None
+        if self._webhook_session is not None:
+            await self._webhook_session.close()
         await self._close_server()
         self._wake()
 
@@ -558,6 +587,7 @@ class BotApiStandIn:
             update_id = next(self._update_ids)
             self._updates.append({"update_id": update_id, kind: payload})
         self._wake()
+        self._deliver_soon()  # when a webhook is set
         return update_id
 
     def _user_message(self, user_id: int, **fields: Any) -> int:
@@ -846,16 +876,6 @@ class BotApiStandIn:
 
     _api_logout = _api_close
 
-    async def _api_deletewebhook(self, params: dict[str, Any], files: dict[str, Upload]) -> Any:
-        if params.get("drop_pending_updates"):
-            with self._lock:
-                self._updates.clear()
-        return True
-
-    async def _api_getwebhookinfo(self, params: dict[str, Any], files: dict[str, Upload]) -> Any:
-        return {"url": "", "has_custom_certificate": False,
-                "pending_update_count": self.pending_updates}
-
     async def _api_setmycommands(self, params: dict[str, Any], files: dict[str, Upload]) -> Any:
         commands = params.get("commands")
         if not isinstance(commands, list) or not all(
@@ -878,6 +898,9 @@ class BotApiStandIn:
         limit = min(max(int(params.get("limit") or 100), 1), 100)
         timeout = max(float(params.get("timeout") or 0), 0.0)
         allowed = params.get("allowed_updates") or None
+        if self.webhook is not None:
+            raise ApiError(409, "Conflict: can't use getUpdates method while webhook is active; "
+                                "use deleteWebhook to delete the webhook first")
         with self._lock:
             if offset > 0:  # confirms every update below offset
                 self._updates = [u for u in self._updates if u["update_id"] >= offset]
@@ -1128,3 +1151,104 @@ class BotApiStandIn:
             if self.bot_messages.pop(key, None) is None:  # type: ignore[arg-type]
                 raise ApiError(400, "Bad Request: message to delete not found")
         return True
+
+    # ----------------------------------------------------------------- webhook
+    async def _api_setwebhook(self, params: dict[str, Any], files: dict[str, Upload]) -> Any:
+        url = str(params.get("url") or "")
+        if not url:
+            return await self._api_deletewebhook(params, files)  # Telegram: empty url removes
+        if not url.startswith("https://"):
+            raise ApiError(400, "Bad Request: bad webhook: An HTTPS URL must be provided for "
+                                "webhook")
+        secret = params.get("secret_token")
+        if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", str(secret)):
+            raise ApiError(400, "Bad Request: secret token contains unallowed characters")
+        self.webhook = {"url": url, "secret_token": secret,
+                        "allowed_updates": params.get("allowed_updates"),
+                        "max_connections": int(params.get("max_connections") or 40)}
+        if params.get("drop_pending_updates"):
+            with self._lock:
+                self._updates.clear()
+        self._deliver_soon()
+        return True
+
+    async def _api_deletewebhook(self, params: dict[str, Any], files: dict[str, Upload]) -> Any:
+        self.webhook = None
+        if params.get("drop_pending_updates"):
+            with self._lock:
+                self._updates.clear()
+        return True
+
+    async def _api_getwebhookinfo(self, params: dict[str, Any], files: dict[str, Upload]) -> Any:
+        info: dict[str, Any] = {"url": "", "has_custom_certificate": False,
+                                "pending_update_count": self.pending_updates}
+        if self.webhook is not None:
+            info |= {"url": self.webhook["url"],
+                     "max_connections": self.webhook["max_connections"]}
+            if self.webhook["allowed_updates"] is not None:
+                info["allowed_updates"] = self.webhook["allowed_updates"]
+        failed = [d for d in self.webhook_deliveries if not 200 <= d.status < 300]
+        if failed:
+            info |= {"last_error_date": int(failed[-1].wall_time),
+                     "last_error_message": failed[-1].error}
+        return info
+
+    def _deliver_soon(self) -> None:
+        """Start POSTing pending updates (from any thread) when a webhook is set."""
+        loop = self._loop
+        if self.webhook is not None and loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._deliver_pending)
+
+    def _deliver_pending(self) -> None:
+        if self.webhook is None or self.webhook_target is None or self.is_down:
+            return
+        with self._lock:
+            todo = [u for u in self._updates if u["update_id"] not in self._webhook_in_flight]
+            todo = todo[:max(0, self.webhook["max_connections"] - len(self._webhook_in_flight))]
+            self._webhook_in_flight.update(u["update_id"] for u in todo)
+        for update in todo:
+            asyncio.ensure_future(self._deliver(update))
+
+    async def _deliver(self, update: dict[str, Any]) -> None:
+        """POST one update to the bot; on 2xx it is confirmed, else retried later."""
+        assert self.webhook is not None and self.webhook_target is not None
+        path = re.sub(r"^https://[^/]+", "", self.webhook["url"]) or "/"
+        secret = (self.webhook["secret_token"] if self.webhook_secret_override is None
+                  else self.webhook_secret_override)
+        headers = {"X-Telegram-Bot-Api-Secret-Token": secret} if secret else {}
+        if self._webhook_session is None:
+            self._webhook_session = ClientSession(timeout=ClientTimeout(total=60))
+        delivery = WebhookDelivery(update["update_id"], time.monotonic(), time.time())
+        try:
+            async with self._webhook_session.post(self.webhook_target.rstrip("/") + path,
+                                                  json=update, headers=headers) as response:
+                delivery.status = response.status
+                delivery.error = f"Wrong response from the webhook: {response.status}"
+        except (ClientError, TimeoutError) as exc:
+            delivery.error = f"Connection failed: {type(exc).__name__}"
+        self.webhook_deliveries.append(delivery)
+        with self._lock:
+            self._webhook_in_flight.discard(update["update_id"])
+            if 200 <= delivery.status < 300:
+                self._updates = [u for u in self._updates if u is not update]
+        self._wake()
+        if not 200 <= delivery.status < 300 and self._loop is not None:
+            self._loop.call_later(WEBHOOK_RETRY_S, self._deliver_pending)
+        else:
+            self._deliver_pending()
+
+    async def wait_delivery(self, update_id: int | None = None, status: int | None = None,
+                            after: float = 0.0, timeout: float = 10.0) -> WebhookDelivery:
+        """The first webhook POST (of ``update_id``, answered ``status``, made after
+        monotonic time ``after``); ``status`` 0: the bot could not be reached."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for delivery in list(self.webhook_deliveries):
+                if (update_id is None or delivery.update_id == update_id) and (
+                        status is None or delivery.status == status) and delivery.time >= after:
+                    return delivery
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no such webhook delivery within {timeout}s: "
+                                   f"{self.webhook_deliveries[-5:]}")
+            await self._wait_change(remaining)

@@ -41,21 +41,25 @@ class BotProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
 
-    def start(self, timeout: float = BOT_START_S) -> BotProcess:
-        """Start the bot and wait for its first getUpdates."""
+    def start(self, timeout: float = BOT_START_S, python: str = sys.executable) -> BotProcess:
+        """Start the bot and wait until it takes updates (its first getUpdates)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.started_at = time.monotonic()
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bot"], cwd=ROOT, env=self.env, stdout=log,
+                [python, "-m", "bot"], cwd=ROOT, env=self.env, stdout=log,
                 stderr=subprocess.STDOUT,
             )
         try:
-            self.api.run(self.api.wait_polling(after=self.started_at, timeout=timeout))
+            self.api.run(self.wait_ready(timeout))
         except TimeoutError:
             self.stop()
-            raise RuntimeError(f"the bot did not start polling:\n{self.log()[-3000:]}") from None
+            raise RuntimeError(f"the bot did not start:\n{self.log()[-3000:]}") from None
         return self
+
+    async def wait_ready(self, timeout: float) -> object:
+        """Polling: the first getUpdates (a webhook bot waits for its setWebhook instead)."""
+        return await self.api.wait_polling(after=self.started_at, timeout=timeout)
 
     @property
     def pid(self) -> int:
