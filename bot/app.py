@@ -38,7 +38,7 @@ from bot.logs import setup_logging
 from bot.models import ModelRegistry, ServingModel, read_metrics
 from bot.ratelimit import BotRateLimiter
 from bot.request import AiohttpRequest
-from bot.retrain import Retrainer, check_data
+from bot.retrain import Retrainer, check_data, check_trainer
 from bot.storage import Storage
 from bot.web import WebServer, run_webhook
 from model.recognize import Result, render_annotated
@@ -308,7 +308,7 @@ async def retrain(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if epochs is not None and not 1 <= epochs <= maximum:
         await message.reply_text(f"{epochs} epochs is out of range. {usage}")
         return
-    problem = check_data(svc.settings.mnist_path)
+    problem = check_trainer(svc.settings) or check_data(svc.settings.mnist_path)
     if problem:
         await message.reply_text(f"Can't retrain: {problem}")
         return

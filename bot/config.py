@@ -58,6 +58,26 @@ class Settings(BaseSettings):
     # Accuracy (fraction) a new model may lose on the test split and still be promoted;
     # 0: only a model that is not worse replaces the serving one.
     promote_tolerance: float = Field(0.0, ge=0, le=1)
+    # The training runs at this niceness (0..19) with at most this many TensorFlow threads
+    # (0: TensorFlow's own choice), so serving keeps its cores.
+    retrain_nice: int = Field(10, ge=0, le=19)
+    retrain_threads: int = Field(1, ge=0)
+    # A shell command that trains instead of the local `python -m model.train` (another
+    # machine, a container, a Kubernetes Job); see docs/operations.md for its contract.
+    retrain_command: str | None = None
+
+    # Webhook mode (WEBHOOK_URL set) instead of long polling; Telegram needs HTTPS.
+    webhook_url: str | None = None
+    webhook_listen: str = "0.0.0.0"
+    webhook_port: int = Field(8443, ge=1, le=65535)
+    # Telegram sends it in X-Telegram-Bot-Api-Secret-Token with every update: 1-256 of
+    # A-Z a-z 0-9 _ -. Required in webhook mode.
+    webhook_secret: SecretStr | None = None
+    # /healthz and /metrics in polling mode (off when unset); on WEBHOOK_PORT in webhook mode.
+    metrics_port: int | None = Field(None, ge=1, le=65535)
+    metrics_listen: str = "127.0.0.1"
+    # /healthz fails when no Bot API call succeeded for this long (after one getMe to check).
+    health_api_max_age_s: float = Field(120, gt=0)
 
     # Webhook mode (WEBHOOK_URL set) instead of long polling; Telegram needs HTTPS.
     webhook_url: str | None = None
