@@ -20,7 +20,7 @@ LOCK_DEV := requirements/dev.txt
 COMPILE := $(VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3.11 \
 	--generate-hashes --quiet
 
-.PHONY: install run test lint train bench lock
+.PHONY: install run test lint train bench lock serve-venv train-extra check-install
 
 $(STAMP): pyproject.toml $(LOCK_DEV)
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,19 @@ lock: $(STAMP)  ## refresh requirements/*.txt from pyproject.toml
 	$(COMPILE) $(LOCK_FLAGS) --extra train --extra dev -o $(LOCK_DEV)
 	$(COMPILE) --extra train -c $(LOCK_DEV) -o $(LOCK_TRAIN)
 	$(COMPILE) -c $(LOCK_DEV) -o $(LOCK_SERVE)
+
+# The serving install alone, as in the image's serve stage (VENV_DIR=...), and the training
+# extra on top of it (the train stage); check-install builds both in a temporary directory.
+serve-venv:
+	$(PYTHON) -m venv $(VENV_DIR)
+	$(VENV_DIR)/bin/python $(INSTALL_LOCKED) $(LOCK_SERVE)
+	$(VENV_DIR)/bin/python $(INSTALL_PROJECT) .
+
+train-extra:
+	$(VENV_DIR)/bin/python $(INSTALL_LOCKED) $(LOCK_TRAIN)
+
+check-install: $(STAMP)  ## fresh venv from the locks: serves without TensorFlow; + train retrains
+	$(PY) -m pytest -q -m slow tests/test_install.py
 
 train: $(STAMP)  ## reproduce model/release with the defaults on the full MNIST
 	$(PY) -m model.train --out model/release

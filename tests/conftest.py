@@ -40,6 +40,7 @@ class BotProcess:
         }
         self.proc: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
+        self.cwd = ROOT  # `bot` and `model` from the checkout (an installed copy elsewhere)
 
     def start(self, timeout: float = BOT_START_S, python: str = sys.executable) -> BotProcess:
         """Start the bot and wait until it takes updates (its first getUpdates)."""
@@ -47,7 +48,7 @@ class BotProcess:
         self.started_at = time.monotonic()
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [python, "-m", "bot"], cwd=ROOT, env=self.env, stdout=log,
+                [python, "-m", "bot"], cwd=self.cwd, env=self.env, stdout=log,
                 stderr=subprocess.STDOUT,
             )
         try:
