@@ -58,8 +58,8 @@ class Settings(BaseSettings):
     # Accuracy (fraction) a new model may lose on the test split and still be promoted;
     # 0: only a model that is not worse replaces the serving one.
     promote_tolerance: float = Field(0.0, ge=0, le=1)
-    # The training runs at this niceness (0..19) with at most this many TensorFlow threads
-    # (0: TensorFlow's own choice), so serving keeps its cores.
+    # The training runs this much nicer than the bot (0..19) with at most this many
+    # TensorFlow threads (0: TensorFlow's own choice), so serving keeps its cores.
     retrain_nice: int = Field(10, ge=0, le=19)
     retrain_threads: int = Field(1, ge=0)
     # A shell command that trains instead of the local `python -m model.train` (another

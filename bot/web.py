@@ -2,10 +2,10 @@
 
 Webhook mode follows python-telegram-bot's documented pattern for a custom webhook server
 (its "customwebhookbot" example): our own web application puts each update into
-`application.update_queue`, and `run_webhook` runs the Application around it; that is how the
-health and metrics routes share the webhook's port. In polling mode the same server, without
-the webhook route, listens on METRICS_PORT (`run_polling` starts and stops it through
-`start`/`stop`).
+`application.update_queue`, and `run_webhook` below runs the Application around it; that is
+how the health and metrics routes share the webhook's port. In polling mode the same server,
+without the webhook route, listens on METRICS_PORT. Either way bot/app.py's post_init starts
+it and post_stop stops it.
 """
 
 from __future__ import annotations

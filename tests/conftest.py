@@ -36,6 +36,9 @@ class BotProcess:
             "MNIST_PATH": str(SAMPLE),
             "LOG_LEVEL": "INFO",
             "PYTHONUNBUFFERED": "1",
+            # the default (10) would hand a test's training to whatever else loads a shared
+            # machine; tests/test_retrain_command.py checks that the niceness is applied
+            "RETRAIN_NICE": "0",
             **env,
         }
         self.proc: subprocess.Popen[bytes] | None = None
