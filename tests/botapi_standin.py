@@ -1211,7 +1211,10 @@ class BotApiStandIn:
 
     async def _deliver(self, update: dict[str, Any]) -> None:
         """POST one update to the bot; on 2xx it is confirmed, else retried later."""
-        assert self.webhook is not None and self.webhook_target is not None
+        if self.webhook is None or self.webhook_target is None:  # deleted meanwhile
+            with self._lock:
+                self._webhook_in_flight.discard(update["update_id"])
+            return
         path = re.sub(r"^https://[^/]+", "", self.webhook["url"]) or "/"
         secret = (self.webhook["secret_token"] if self.webhook_secret_override is None
                   else self.webhook_secret_override)

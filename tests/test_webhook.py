@@ -191,3 +191,29 @@ def test_webhook_settings_are_checked_with_one_clear_line(
     assert done.returncode == 2 and done.stderr.startswith(expected), done.stderr
     assert "Traceback" not in done.stderr and "spaces" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_standin_keeps_a_webhook_like_telegram() -> None:
+    """setWebhook / getWebhookInfo / deleteWebhook, and getUpdates refused meanwhile."""
+
+    def call(api: BotApiStandIn, method: str, **params: object) -> tuple[int, dict]:
+        status, body = http("POST", f"{api.base_url}{api.token}/{method}",
+                            json.dumps(params).encode(), {"Content-Type": "application/json"})
+        return status, json.loads(body)
+
+    with BotApiStandIn().in_thread() as api:
+        assert call(api, "setWebhook", url="http://plain.example.test/hook")[0] == 400
+        assert call(api, "setWebhook", url=PUBLIC_URL, secret_token="no spaces!")[0] == 400
+        status, _ = call(api, "setWebhook", url=PUBLIC_URL, secret_token=SECRET,
+                         allowed_updates=["message"])
+        assert status == 200
+        info = call(api, "getWebhookInfo")[1]["result"]
+        assert info["url"] == PUBLIC_URL and info["allowed_updates"] == ["message"]
+        api.send_text(42, "hello")  # no webhook_target: it waits, as for an unreachable bot
+        status, body = call(api, "getUpdates", timeout=0)
+        assert status == 409 and "webhook is active" in body["description"]
+        assert call(api, "getWebhookInfo")[1]["result"]["pending_update_count"] == 1
+        assert call(api, "deleteWebhook")[0] == 200
+        assert call(api, "getWebhookInfo")[1]["result"]["url"] == ""
+        status, body = call(api, "getUpdates", timeout=0)
+        assert status == 200 and body["result"][0]["message"]["text"] == "hello"
