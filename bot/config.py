@@ -79,19 +79,6 @@ class Settings(BaseSettings):
     # /healthz fails when no Bot API call succeeded for this long (after one getMe to check).
     health_api_max_age_s: float = Field(120, gt=0)
 
-    # Webhook mode (WEBHOOK_URL set) instead of long polling; Telegram needs HTTPS.
-    webhook_url: str | None = None
-    webhook_listen: str = "0.0.0.0"
-    webhook_port: int = Field(8443, ge=1, le=65535)
-    # Telegram sends it in X-Telegram-Bot-Api-Secret-Token with every update: 1-256 of
-    # A-Z a-z 0-9 _ -. Required in webhook mode.
-    webhook_secret: SecretStr | None = None
-    # /healthz and /metrics in polling mode (off when unset); on WEBHOOK_PORT in webhook mode.
-    metrics_port: int | None = Field(None, ge=1, le=65535)
-    metrics_listen: str = "127.0.0.1"
-    # /healthz fails when no Bot API call succeeded for this long (after one getMe to check).
-    health_api_max_age_s: float = Field(120, gt=0)
-
     @field_validator("admin_ids", mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> object:

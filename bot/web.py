@@ -111,7 +111,7 @@ class WebServer:
             loaded = False
         try:
             await asyncio.to_thread(self.storage.check_writable)
-            database = {"writable": True}
+            database: dict[str, bool | str] = {"writable": True}
         except Exception as exc:  # any failure to write is the answer here
             database = {"writable": False, "error": str(exc)}
         age = metrics.api_success_age()
