@@ -34,7 +34,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import replies
+from bot import metrics, replies
 from bot.charts import stats_pictures
 from bot.config import Settings, load_settings
 from bot.fairness import UserLanes
@@ -42,8 +42,9 @@ from bot.logs import setup_logging
 from bot.models import ModelRegistry, ServingModel, read_metrics
 from bot.ratelimit import BotRateLimiter
 from bot.request import AiohttpRequest
-from bot.retrain import Retrainer, check_data
+from bot.retrain import Retrainer, check_data, check_trainer
 from bot.storage import Storage
+from bot.web import WebServer, run_webhook
 from model.recognize import Result, render_annotated
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ class Services:
     retrainer: Retrainer
     executor: ThreadPoolExecutor
     lanes: UserLanes
+    web: WebServer | None = None  # /healthz, /metrics and the webhook, when configured
 
 
 class BotData:
@@ -181,6 +183,7 @@ async def read_image(
         model = context.model
         loop = asyncio.get_running_loop()
         result = await loop.run_in_executor(svc.executor, recognize_safely, model, data)
+        metrics.photo_read(result.status, result.seconds)
         await reply_reading(update, context, model, data, result)
 
 
@@ -339,7 +342,7 @@ async def retrain(update: Update, context: BotContext) -> None:
     if epochs is not None and not 1 <= epochs <= maximum:
         await message.reply_text(f"{epochs} epochs is out of range. {usage}")
         return
-    problem = check_data(svc.settings.mnist_path)
+    problem = check_trainer(svc.settings) or check_data(svc.settings.mnist_path)
     if problem:
         await message.reply_text(f"Can't retrain: {problem}")
         return
@@ -400,10 +403,15 @@ async def post_init(application: BotApplication) -> None:
         await application.bot.set_my_commands(COMMANDS)
     except TelegramError as exc:  # the menu is a convenience; serving matters more
         log.warning("Could not register the command menu: %s", exc)
+    if (web := application.bot_data.services.web) is not None:
+        await web.start()
 
 
 async def post_stop(application: BotApplication) -> None:
-    await application.bot_data.services.retrainer.stop()  # terminate a running training
+    svc = application.bot_data.services
+    await svc.retrainer.stop()  # terminate a running training
+    if svc.web is not None:
+        await svc.web.stop()
 
 
 async def post_shutdown(application: BotApplication) -> None:
@@ -447,7 +455,7 @@ def build_application(settings: Settings) -> BotApplication:
         data.model = model
 
     data.model = serving
-    data.services = Services(
+    data.services = svc = Services(
         settings=settings,
         storage=storage,
         registry=registry,
@@ -455,6 +463,9 @@ def build_application(settings: Settings) -> BotApplication:
         executor=ThreadPoolExecutor(settings.recognize_threads, thread_name_prefix="recognize"),
         lanes=UserLanes(settings.user_in_flight, settings.queue_notice_after),
     )
+    if settings.webhook_url or settings.metrics_port:
+        svc.web = WebServer(application, settings, storage, lambda: data.model,
+                            webhook=settings.webhook_url is not None)
 
     admins = filters.User(user_id=settings.admin_ids)  # numeric ids only
     application.add_handler(CommandHandler(["start", "help"], start))
@@ -474,11 +485,17 @@ def build_application(settings: Settings) -> BotApplication:
 
 
 def main() -> None:
-    """Start the bot with long polling; SIGINT/SIGTERM stop it gracefully."""
+    """Start the bot with long polling, or on its webhook when WEBHOOK_URL is set;
+    SIGINT/SIGTERM stop it gracefully."""
     started = time.monotonic()
     settings = load_settings()
     setup_logging(settings.log_level, settings.bot_token.get_secret_value())
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     application = build_application(settings)
+    web = application.bot_data.services.web
+    if settings.webhook_url and web is not None:
+        asyncio.run(run_webhook(application, web, started))
+        return
     log.info("Ready in %.2f s; polling %s", time.monotonic() - started, settings.api_root)
+    # run_polling calls deleteWebhook first: a bot that ran on a webhook switches back
     application.run_polling(allowed_updates=Update.ALL_TYPES, bootstrap_retries=3)

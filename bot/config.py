@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from model import RELEASE_DIR
+
+SECRET_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 
 class Settings(BaseSettings):
@@ -54,6 +58,26 @@ class Settings(BaseSettings):
     # Accuracy (fraction) a new model may lose on the test split and still be promoted;
     # 0: only a model that is not worse replaces the serving one.
     promote_tolerance: float = Field(0.0, ge=0, le=1)
+    # The training runs this much nicer than the bot (0..19) with at most this many
+    # TensorFlow threads (0: TensorFlow's own choice), so serving keeps its cores.
+    retrain_nice: int = Field(10, ge=0, le=19)
+    retrain_threads: int = Field(1, ge=0)
+    # A shell command that trains instead of the local `python -m model.train` (another
+    # machine, a container, a Kubernetes Job); see docs/operations.md for its contract.
+    retrain_command: str | None = None
+
+    # Webhook mode (WEBHOOK_URL set) instead of long polling; Telegram needs HTTPS.
+    webhook_url: str | None = None
+    webhook_listen: str = "0.0.0.0"
+    webhook_port: int = Field(8443, ge=1, le=65535)
+    # Telegram sends it in X-Telegram-Bot-Api-Secret-Token with every update: 1-256 of
+    # A-Z a-z 0-9 _ -. Required in webhook mode.
+    webhook_secret: SecretStr | None = None
+    # /healthz and /metrics in polling mode (off when unset); on WEBHOOK_PORT in webhook mode.
+    metrics_port: int | None = Field(None, ge=1, le=65535)
+    metrics_listen: str = "127.0.0.1"
+    # /healthz fails when no Bot API call succeeded for this long (after one getMe to check).
+    health_api_max_age_s: float = Field(120, gt=0)
 
     @field_validator("admin_ids", mode="before")
     @classmethod
@@ -61,6 +85,21 @@ class Settings(BaseSettings):
         """ADMIN_IDS=123,456 (commas or spaces) → {123, 456}; numeric ids only."""
         if isinstance(value, str):
             return [part for part in value.replace(",", " ").split() if part]
+        return value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _https(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https://[^\s/]+(/\S*)?", value):
+            raise ValueError("give the public https:// address Telegram posts updates to")
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret_chars(cls, value: SecretStr | None) -> SecretStr | None:
+        """Telegram's rule for secret_token (the value itself is never echoed)."""
+        if value is not None and not SECRET_RE.fullmatch(value.get_secret_value()):
+            raise ValueError("use 1 to 256 characters of A-Z, a-z, 0-9, _ and -")
         return value
 
     @field_validator("log_level", mode="before")
@@ -84,11 +123,17 @@ class Settings(BaseSettings):
     def max_file_bytes(self) -> int:
         return int(self.max_file_mb * 1024 * 1024)
 
+    @property
+    def webhook_path(self) -> str:
+        """Where the webhook server takes updates: the path of WEBHOOK_URL (a reverse proxy
+        forwards it unchanged)."""
+        return urlsplit(self.webhook_url or "").path or "/"
+
 
 def load_settings() -> Settings:
     """Settings, or one clear line on stderr and exit code 2 (values are never echoed)."""
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as exc:
         for error in exc.errors():
             name = str(error["loc"][0]).upper() if error["loc"] else "settings"
@@ -101,3 +146,12 @@ def load_settings() -> Settings:
             else:
                 print(f"Invalid setting {name}: {error['msg']}", file=sys.stderr)
         raise SystemExit(2) from None
+    if settings.webhook_url and settings.webhook_secret is None:
+        print(
+            "WEBHOOK_SECRET is not set: webhook mode (WEBHOOK_URL) needs it, so that only "
+            "Telegram can post updates: put WEBHOOK_SECRET=<1-256 of A-Z a-z 0-9 _ -> in the "
+            "environment or in .env (see .env.example)",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+    return settings

@@ -19,6 +19,8 @@ from telegram._utils.defaultvalue import DefaultValue  # as PTB's own HTTPXReque
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
+from bot import metrics
+
 if TYPE_CHECKING:
     from telegram._utils.types import ODVInput  # BaseRequest.do_request's own annotation
 
@@ -86,13 +88,17 @@ class AiohttpRequest(BaseRequest):
             async with self._session.request(
                 method, url, data=_body(request_data), timeout=timeout, proxy=self._proxy(url)
             ) as response:
-                return response.status, await response.read()
+                body = await response.read()
         except TimeoutError as exc:  # aiohttp's own timeout errors subclass it
+            metrics.api_failed("timeout")
             raise TimedOut from exc
         except aiohttp.ClientError as exc:
+            metrics.api_failed("network")
             # some aiohttp messages quote the URL, and its path holds the token
             message = _TOKEN_IN_PATH.sub("/bot<token>", str(exc))
             raise NetworkError(f"aiohttp.{type(exc).__name__}: {message}") from exc
+        metrics.api_answered(response.status)
+        return response.status, body
 
     def _proxy(self, url: str) -> str | None:
         """HTTPS_PROXY / HTTP_PROXY / NO_PROXY from the environment, as PTB's httpx client

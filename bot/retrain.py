@@ -1,19 +1,23 @@
 """/retrain: `python -m model.train` in a separate OS process while the bot keeps serving.
 
-The child's `PROGRESS {json}` lines become edits of one message in the admin's chat. When it
-exits, the new and the current model are both scored with LiteRT on the same test split of
-the same data file, and the new one is promoted only if it is not worse. A failed or killed
-run leaves the current model serving and is reported; one run at a time.
+The child runs at low CPU priority (RETRAIN_NICE) with few TensorFlow threads
+(RETRAIN_THREADS), or is the operator's RETRAIN_COMMAND, which may train anywhere else. Its
+`PROGRESS {json}` lines become edits of one message in the admin's chat. When it exits, the new
+and the current model are both scored with LiteRT on the same test split of the same data
+file, and the new one is promoted only if it is not worse. A failed or killed run leaves the
+current model serving and is reported; one run at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import json
 import logging
 import os
 import shutil
+import signal
 import sys
 import time
 from collections import deque
@@ -25,6 +29,7 @@ import numpy as np
 from telegram import Bot
 from telegram.error import TelegramError
 
+from bot import metrics
 from bot.config import Settings
 from bot.models import MODEL_FILE, ModelRegistry, ServingModel, read_metrics
 from model.recognize import Recognizer
@@ -35,17 +40,20 @@ PROGRESS_PREFIX = "PROGRESS "
 STOP_GRACE_S = 10
 MAX_LINE_BYTES = 1 << 20  # TensorFlow can print very long lines
 EVAL_CHUNK = 32  # test images per model call when comparing models (small arena)
-# Starts model.train with "terminate me when my parent dies" set (Linux), so a killed bot never
-# leaves an orphan training; then becomes `python -m model.train ...` via exec.
+# Starts the training with "terminate me when my parent dies" set (Linux), so a killed bot never
+# leaves an orphan training, at niceness argv[2]; then becomes the command (argv[3:]) via exec.
 LAUNCHER = (
     "import os, signal, sys\n"
     "try:\n"
     "    import ctypes; ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG\n"
     "except (OSError, AttributeError):\n"
     "    pass\n"
+    "os.nice(int(sys.argv[2]))\n"
     "if os.getppid() == int(sys.argv[1]):\n"
-    "    os.execv(sys.argv[2], sys.argv[2:])\n"
+    "    os.execv(sys.argv[3], sys.argv[3:])\n"
 )
+# Not the training's business (a RETRAIN_COMMAND may hand its environment to other machines).
+SECRET_ENV = ("BOT_TOKEN", "WEBHOOK_SECRET")
 
 
 @dataclass
@@ -53,7 +61,7 @@ class Outcome:
     """What a finished run led to (for the admin's message and the tests)."""
 
     text: str
-    promoted: bool = False
+    result: str = "failed"  # promoted | kept | failed (metrics.RETRAIN_RUNS)
 
 
 def fmt_pct(fraction: float | None) -> str:
@@ -116,11 +124,11 @@ class Retrainer:
         proc = self._proc
         if proc is not None and proc.returncode is None:
             log.info("Stopping the training process %s", proc.pid)
-            proc.terminate()
+            _signal_group(proc, signal.SIGTERM)
             try:
                 await asyncio.wait_for(proc.wait(), STOP_GRACE_S)
             except TimeoutError:
-                proc.kill()
+                _signal_group(proc, signal.SIGKILL)
         if self._task is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(self._task), STOP_GRACE_S)
@@ -132,6 +140,7 @@ class Retrainer:
         except Exception as exc:  # the bot must keep serving whatever happens here
             log.exception("Retraining failed")
             outcome = Outcome(f"❌ Retraining failed: {exc}. v{current.version} keeps serving.")
+        metrics.RETRAIN_RUNS.labels(outcome.result).inc()
         await _send(bot, chat_id, outcome.text)
         log.info("Retraining finished: %s", outcome.text)
         return outcome
@@ -147,24 +156,20 @@ class Retrainer:
         run_dir = self.registry.training_dir()
 
         x_extra, y_extra = self.registry.storage.feedback_samples()
-        cmd = [sys.executable, "-m", "model.train", "--data", str(data), "--out", str(run_dir)]
-        if epochs is not None:
-            cmd += ["--epochs", str(epochs)]
-        if len(x_extra):
-            extra = work / "corrections.npz"
+        extra = work / "corrections.npz" if len(x_extra) else None
+        if extra is not None:
             np.savez(extra, x=x_extra, y=y_extra)
-            cmd += ["--extra", str(extra)]
+        cmd, env = training_command(self.settings, run_dir, data, extra, epochs)
 
         progress = await bot.send_message(
             chat_id,
             f"🏋️ Retraining started on {data.name} + {len(x_extra)} feedback samples. "
             f"v{current.version} keeps serving meanwhile.",
         )
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
         self._proc = proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", LAUNCHER, str(os.getpid()), *cmd,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
-            limit=MAX_LINE_BYTES,
+            sys.executable, "-c", LAUNCHER, str(os.getpid()), str(self.settings.retrain_nice),
+            *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+            limit=MAX_LINE_BYTES, start_new_session=True,  # its own group: stopped as a whole
         )
         log.info("Training started (pid %s): %s", proc.pid, " ".join(cmd))
         stderr_tail: deque[str] = deque(maxlen=20)
@@ -187,6 +192,12 @@ class Retrainer:
                 f"❌ Retraining failed ({why}){detail}. v{current.version} keeps serving."
             )
 
+        if not (run_dir / MODEL_FILE).is_file():
+            shutil.rmtree(run_dir, ignore_errors=True)
+            return Outcome(
+                f"❌ Retraining failed: the training ended without writing {MODEL_FILE} into "
+                f"its run directory. v{current.version} keeps serving."
+            )
         # Score both models on the same test split with the same (LiteRT) code.
         x_test, y_test = await asyncio.to_thread(load_test_split, data)
         new_acc = await asyncio.to_thread(accuracy, run_dir / MODEL_FILE, x_test, y_test)
@@ -205,18 +216,20 @@ class Retrainer:
         if not promote:
             return Outcome(
                 f"⚖️ Kept v{current.version}: the new model is worse {scores}. "
-                f"It is stored as v{version}, not serving."
+                f"It is stored as v{version}, not serving.",
+                result="kept",
             )
         row = self.registry.get(version)
         assert row is not None
         self._swap(await asyncio.to_thread(self.registry.load, row))
         if new_acc >= old_acc:
-            return Outcome(f"✅ v{version} is now serving (not worse {scores}).", promoted=True)
+            return Outcome(f"✅ v{version} is now serving (not worse {scores}).",
+                           result="promoted")
         tolerance = self.settings.promote_tolerance * 100
         return Outcome(
             f"✅ v{version} is now serving: worse {scores}, but within PROMOTE_TOLERANCE "
             f"({tolerance:.2f} points).",
-            promoted=True,
+            result="promoted",
         )
 
     async def _follow(
@@ -248,6 +261,39 @@ class Retrainer:
             )
 
 
+def training_command(settings: Settings, run_dir: Path, data: Path, extra: Path | None,
+                     epochs: int | None) -> tuple[list[str], dict[str, str]]:
+    """The training command and its environment. Every command gets the job in
+    DIGITBOT_* variables; RETRAIN_COMMAND runs under /bin/sh, so it can use them."""
+    threads = settings.retrain_threads
+    job = {
+        "DIGITBOT_RUN_DIR": str(run_dir.resolve()),
+        "DIGITBOT_DATA": str(data.resolve()),
+        "DIGITBOT_EXTRA": str(extra.resolve()) if extra else "",
+        "DIGITBOT_EPOCHS": str(epochs or ""),
+        "DIGITBOT_THREADS": str(threads or ""),
+    }
+    env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
+    env |= {"PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2", **job}
+    if settings.retrain_command:
+        return ["/bin/sh", "-c", settings.retrain_command], env
+    cmd = [sys.executable, "-m", "model.train", "--data", job["DIGITBOT_DATA"],
+           "--out", job["DIGITBOT_RUN_DIR"]]
+    if epochs is not None:
+        cmd += ["--epochs", str(epochs)]
+    if extra is not None:
+        cmd += ["--extra", job["DIGITBOT_EXTRA"]]
+    if threads:
+        cmd += ["--threads", str(threads)]
+    return cmd, env
+
+
+def _signal_group(proc: asyncio.subprocess.Process, sig: int) -> None:
+    """Signal the training and whatever it started (a RETRAIN_COMMAND's shell and children)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+
+
 async def _drain(stream: asyncio.StreamReader | None, tail: deque[str], logfile) -> None:
     """Read the child's stderr (TensorFlow is chatty) so its pipe never fills up."""
     assert stream is not None
@@ -269,6 +315,17 @@ async def _edit(bot: Bot, chat_id: int, message_id: int, text: str) -> None:
         await bot.edit_message_text(text, chat_id=chat_id, message_id=message_id)
     except TelegramError as exc:  # progress is best effort; the training goes on
         log.warning("Could not edit the progress message: %s", exc)
+
+
+def check_trainer(settings: Settings) -> str | None:
+    """Why this installation can't train, or None. Cheap: TensorFlow is looked for, not loaded."""
+    if settings.retrain_command or importlib.util.find_spec("tensorflow") is not None:
+        return None
+    return (
+        "this installation has no TensorFlow, which training needs. Install the training "
+        "extra where the bot runs (pip install 'digitbot[train]', or the image's train "
+        "target) and send /retrain again, or set RETRAIN_COMMAND to train elsewhere."
+    )
 
 
 def check_data(path: Path | None) -> str | None:

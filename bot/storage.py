@@ -7,6 +7,7 @@ at any moment, so a correction that was acknowledged to the user is never lost.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -51,6 +52,10 @@ MIGRATIONS = (
         active INTEGER NOT NULL DEFAULT 0,
         note TEXT
     );
+    """,
+    """
+    -- one row, rewritten by /healthz: proof that the database takes writes
+    CREATE TABLE health (id INTEGER PRIMARY KEY CHECK (id = 1), checked_at REAL NOT NULL);
     """,
 )
 
@@ -111,6 +116,16 @@ class Storage:
 
     def close(self) -> None:
         self._db.close()
+
+    def check_writable(self, timeout: float = 2.0) -> None:
+        """A real, committed write on a connection of its own, so any thread may call it and
+        a locked database waits there, not on the event loop (raises sqlite3.Error)."""
+        with contextlib.closing(sqlite3.connect(self.path, timeout=timeout)) as db, db:
+            db.execute(
+                "INSERT INTO health (id, checked_at) VALUES (1, ?) "
+                "ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+                (time.time(),),
+            )
 
     # --- predictions and feedback -------------------------------------------------------
 

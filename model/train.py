@@ -1,7 +1,7 @@
 """Train the recognizer's model and write a complete, servable run directory.
 
     python -m model.train [--arch cnn|mlp] [--epochs N] [--data PATH] [--extra PATH]
-                          [--out DIR] [--seed S] [--scale F]
+                          [--out DIR] [--seed S] [--scale F] [--threads N]
 
 The model reads a 28×28 MNIST-like crop as one of twelve classes: the digits 0–9, MARK (ink
 that is no digit) and PART (a piece of a digit, or several digits). It learns from MNIST's
@@ -339,7 +339,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float,
                         help="generated examples, as a share of the release's (default: as "
                              "much as the MNIST file is of the full one, at most 1)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="cap TensorFlow's threads (0: its own choice, all cores)")
     args = parser.parse_args(argv)
+    if args.threads > 0:  # before TensorFlow runs anything: it fixes its pools at first use
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     epochs = args.epochs or DEFAULT_EPOCHS[args.arch]
     if epochs < 1:
         parser.error("--epochs must be at least 1")

@@ -13,10 +13,12 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+from aiohttp import web
 from PIL import Image
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto
 from telegram.error import (
     BadRequest,
+    Conflict,
     InvalidToken,
     NetworkError,
     RetryAfter,
@@ -26,9 +28,12 @@ from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.request import AiohttpRequest
 from tests.support import BotApiStandIn
+from tests.support.standin.webhook import SECRET_HEADER
 
 pytestmark = pytest.mark.timeout(60)
 USER = 4242
+HOOK_URL = "https://bot.example.test/telegram/updates"  # what a reverse proxy would serve
+HOOK_SECRET = "Webhook-Secret_4242"
 
 
 def jpeg(width: int = 640, height: int = 480, color: int = 200) -> bytes:
@@ -143,6 +148,65 @@ async def test_long_poll_returns_update_queued_while_waiting(api: BotApiStandIn,
     assert api.pending_updates == 0
 
 
+async def test_a_webhook_is_kept_like_telegram(api: BotApiStandIn, bot: Bot) -> None:
+    """setWebhook / getWebhookInfo / deleteWebhook, and getUpdates refused meanwhile."""
+    assert await bot.set_webhook(HOOK_URL, secret_token=HOOK_SECRET, allowed_updates=["message"])
+    info = await bot.get_webhook_info()
+    assert info.url == HOOK_URL and info.allowed_updates == ("message",)
+    assert api.webhook == {"url": HOOK_URL, "secret_token": HOOK_SECRET,
+                           "allowed_updates": ["message"], "max_connections": 40}
+    api.send_text(USER, "hello")  # no webhook_target: it waits, as for an unreachable bot
+    with pytest.raises(Conflict, match="webhook is active"):
+        await bot.get_updates(timeout=0)
+    assert (await bot.get_webhook_info()).pending_update_count == 1
+    assert await bot.delete_webhook()
+    assert (await bot.get_webhook_info()).url == ""
+    (update,) = await bot.get_updates(timeout=0)
+    assert update.message is not None and update.message.text == "hello"
+    # an empty url removes the webhook too, as at Telegram
+    assert await bot.set_webhook(HOOK_URL) and api.webhook is not None
+    assert await bot.set_webhook("") and api.webhook is None
+
+
+async def test_a_webhook_gets_updates_posted_with_the_secret_and_refusals_retried(
+    api: BotApiStandIn, bot: Bot
+) -> None:
+    """Each update is POSTed to webhook_target + the URL's path with the secret header; a
+    refused one stays pending and is posted again, as Telegram does."""
+    received: list[tuple[str, str | None, dict[str, object]]] = []
+
+    async def hook(request: web.Request) -> web.Response:  # checks the secret like the bot
+        secret = request.headers.get(SECRET_HEADER)
+        received.append((request.path, secret, await request.json()))
+        return web.Response(status=200 if secret == HOOK_SECRET else 403)
+
+    server = web.Application()
+    server.router.add_post("/telegram/updates", hook)
+    runner = web.AppRunner(server, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        api.webhook_target = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        assert await bot.set_webhook(HOOK_URL, secret_token=HOOK_SECRET)
+        api.webhook_secret_override = "not-the-secret"
+        mid = api.send_text(USER, "hello")
+        refused = await api.wait_delivery(status=403, timeout=5)
+        assert api.pending_updates == 1
+        info = await bot.get_webhook_info()
+        assert info.last_error_message == "Wrong response from the webhook: 403"
+        api.webhook_secret_override = None
+        await api.wait_delivery(refused.update_id, status=200, timeout=5)
+        assert api.pending_updates == 0
+        path, secret, body = received[-1]
+        assert (path, secret) == ("/telegram/updates", HOOK_SECRET)
+        assert body["update_id"] == refused.update_id
+        assert body["message"]["message_id"] == mid  # type: ignore[index]
+        assert [s for _, s, _ in received] == ["not-the-secret"] * (len(received) - 1) + [
+            HOOK_SECRET]
+    finally:
+        await runner.cleanup()
+
+
 async def test_photo_document_sticker_and_callback_updates(api: BotApiStandIn, bot: Bot) -> None:
     image = jpeg(1280, 960)
     api.send_photo(USER, image)
@@ -245,6 +309,10 @@ async def test_an_unknown_method_is_404_not_found_as_on_telegram(api: BotApiStan
                                 "is invalid"),
     ("getFile", {}, 'parameter "file_id" is required'),
     ("setMyCommands", {}, 'parameter "commands" is required'),
+    ("setWebhook", {"url": "http://plain.example.test/hook"},
+     "bad webhook: An HTTPS URL must be provided for webhook"),
+    ("setWebhook", {"url": HOOK_URL, "secret_token": "no spaces!"},
+     "secret token contains unallowed characters"),
 ])
 @pytest.mark.filterwarnings("ignore:Please use 'Bot.:UserWarning")  # raw calls on purpose
 async def test_a_missing_required_parameter_gets_telegrams_400(
@@ -264,7 +332,8 @@ async def test_every_method_declares_its_required_parameters(api: BotApiStandIn)
         "answercallbackquery", "close", "deletemessage", "deletemycommands", "deletewebhook",
         "editmessagecaption", "editmessagereplymarkup", "editmessagetext", "getfile", "getme",
         "getmycommands", "getupdates", "getwebhookinfo", "logout", "sendchataction",
-        "senddocument", "sendmediagroup", "sendmessage", "sendphoto", "setmycommands"])
+        "senddocument", "sendmediagroup", "sendmessage", "sendphoto", "setmycommands",
+        "setwebhook"])
 
 
 async def test_threaded_mode_for_sync_code() -> None:

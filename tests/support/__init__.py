@@ -9,12 +9,16 @@ Modules
                   API over HTTP, playing the users, recording every call, injecting faults.
                   One class, its methods by concern: ``core.py`` (server, routing, token,
                   parameter validation, recording, ``wait_for``), ``users.py`` (users and
-                  updates: getMe, getUpdates, the webhook methods, ``send_*``/``press``),
-                  ``files.py`` (getFile, downloads), ``messages.py`` (send*/edit*/
-                  answerCallbackQuery/sendChatAction/deleteMessage/the command menu, and
-                  ``wait_reply``/``messages_to``), ``faults.py`` (errors, delays, outages).
+                  updates: getMe, getUpdates, ``send_*``/``press``), ``webhook.py``
+                  (setWebhook/deleteWebhook/getWebhookInfo; updates POSTed to
+                  ``webhook_target`` with the secret header while a webhook is set,
+                  ``webhook_deliveries``, ``wait_delivery``), ``files.py`` (getFile,
+                  downloads), ``messages.py`` (send*/edit*/answerCallbackQuery/
+                  sendChatAction/deleteMessage/the command menu, and ``wait_reply``/
+                  ``messages_to``), ``faults.py`` (errors, delays, outages).
 ``bot_process.py`` ``BotProcess``: ``python -m bot`` as a child process pointed at a stand-in
-                  (``start()`` waits for its first getUpdates; ``stop()``, ``kill()``,
+                  (``start(python=...)`` waits until ``wait_ready()``: its first getUpdates,
+                  a subclass may wait for setWebhook; ``cwd``; ``stop()``, ``kill()``,
                   ``log()``, ``wait_log(text)``, ``training_children()``,
                   ``stop_and_check_log()``: no token in the log, no unknown method called).
                   ``ADMIN_ID``, ``SAMPLE`` (tests/data/mnist_sample.npz), ``ROOT``.
@@ -26,6 +30,10 @@ Modules
 ``pictures.py``   ``digit_photo(i)`` (a sample digit the release model reads right, on paper,
                   and its label), ``number_photo("2026")``, ``blank_photo()``, ``huge_png()``,
                   ``tiny_png()``. Realistic phone photos: ``model.photos``.
+``web.py``        plain HTTP to the bot's own server: ``free_port()``, ``http(...)``,
+                  ``healthz(port)``, ``scrape(port)`` (/metrics, parsed); sync, so async tests
+                  call them through ``asyncio.to_thread``.
+``remote_trainer.py`` a script playing a RETRAIN_COMMAND on another machine.
 
 Fixtures (tests/conftest.py)
 ----------------------------

@@ -35,26 +35,34 @@ class BotProcess:
             "MNIST_PATH": str(SAMPLE),
             "LOG_LEVEL": "INFO",
             "PYTHONUNBUFFERED": "1",
+            # the default (10) would hand a test's training to whatever else loads a shared
+            # machine; tests/test_retrain_command.py checks that the niceness is applied
+            "RETRAIN_NICE": "0",
             **env,
         }
         self.proc: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
+        self.cwd = ROOT  # `bot` and `model` from the checkout (an installed copy elsewhere)
 
-    def start(self, timeout: float = BOT_START_S) -> BotProcess:
-        """Start the bot and wait for its first getUpdates."""
+    def start(self, timeout: float = BOT_START_S, python: str = sys.executable) -> BotProcess:
+        """Start the bot (with ``python``: another venv's) and wait until it takes updates."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.started_at = time.monotonic()
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bot"], cwd=ROOT, env=self.env, stdout=log,
+                [python, "-m", "bot"], cwd=self.cwd, env=self.env, stdout=log,
                 stderr=subprocess.STDOUT,
             )
         try:
-            self.api.run(self.api.wait_polling(after=self.started_at, timeout=timeout))
+            self.api.run(self.wait_ready(timeout))
         except TimeoutError:
             self.stop()
-            raise RuntimeError(f"the bot did not start polling:\n{self.log()[-3000:]}") from None
+            raise RuntimeError(f"the bot did not start:\n{self.log()[-3000:]}") from None
         return self
+
+    async def wait_ready(self, timeout: float) -> object:
+        """Polling: the first getUpdates (a webhook bot waits for its setWebhook instead)."""
+        return await self.api.wait_polling(after=self.started_at, timeout=timeout)
 
     @property
     def pid(self) -> int:

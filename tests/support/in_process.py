@@ -24,7 +24,9 @@ def bot_settings(api: BotApiStandIn, data_dir: Path, **overrides: Any) -> Settin
     to fields not given here, as for the real bot; explicit values win."""
     values: dict[str, Any] = {
         "bot_token": api.token, "telegram_api_url": api.url, "data_dir": data_dir,
-        "admin_ids": frozenset({ADMIN_ID}), "mnist_path": SAMPLE, **overrides,
+        "admin_ids": frozenset({ADMIN_ID}), "mnist_path": SAMPLE,
+        "retrain_nice": 0,  # as BotProcess: a test's training must not wait behind the machine
+        **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 

@@ -17,7 +17,8 @@ Served like Telegram:
 
 One class, its methods by concern (each module's docstring says what it holds):
 ``core.py`` server, routing, token, validation, recording, ``wait_for``; ``users.py`` users and
-updates (getMe, getUpdates, the webhook methods); ``files.py`` getFile and downloads;
+updates (getMe, getUpdates); ``webhook.py`` setWebhook/deleteWebhook/getWebhookInfo and the
+updates POSTed to the bot's webhook while one is set; ``files.py`` getFile and downloads;
 ``messages.py`` send*/edit*/answerCallbackQuery/sendChatAction/deleteMessage/the command menu;
 ``faults.py`` injected errors, delays and outages. See tests/support/__init__.py for the guide.
 """
@@ -36,12 +37,13 @@ from tests.support.standin.core import (
 )
 from tests.support.standin.faults import FaultsMixin
 from tests.support.standin.messages import MessagesMixin
+from tests.support.standin.webhook import WebhookDelivery, WebhookMixin
 
 __all__ = ["DEFAULT_TOKEN", "EDIT_METHODS", "SEND_METHODS", "ApiError", "BotApiStandIn", "Call",
-           "Upload", "bot_method", "most_in_window"]
+           "Upload", "WebhookDelivery", "bot_method", "most_in_window"]
 
 
-class BotApiStandIn(MessagesMixin, FaultsMixin):
+class BotApiStandIn(MessagesMixin, WebhookMixin, FaultsMixin):
     """The Bot API server plus the users it plays. See tests/support/__init__.py."""
 
     def __init__(self, token: str = DEFAULT_TOKEN, *, host: str = "127.0.0.1", port: int = 0,
@@ -51,4 +53,5 @@ class BotApiStandIn(MessagesMixin, FaultsMixin):
         self._init_files(thumbnails)
         self._init_users(bot_username)
         self._init_messages(strict_chats)
+        self._init_webhook()
         self._init_faults()

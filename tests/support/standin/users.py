@@ -1,6 +1,6 @@
 """Users and updates: the people the stand-in plays (their messages, photos, files, button
-presses become updates) and how the bot receives them (getMe, getUpdates long polling, the
-webhook methods polling needs)."""
+presses become updates) and how the bot receives them by long polling (getMe, getUpdates);
+webhook.py delivers them instead while a webhook is set."""
 
 from __future__ import annotations
 
@@ -75,6 +75,7 @@ class UsersMixin(FilesMixin, StandInCore):
             update_id = next(self._update_ids)
             self._updates.append({"update_id": update_id, kind: payload})
         self._wake()
+        self._updates_queued()
         return update_id
 
     def _user_message(self, user_id: int, **fields: Any) -> int:
@@ -187,24 +188,14 @@ class UsersMixin(FilesMixin, StandInCore):
     async def _log_out(self, params: dict[str, Any], files: dict[str, Upload]) -> Any:
         return True
 
-    @bot_method("deleteWebhook")
-    async def _delete_webhook(self, params: dict[str, Any], files: dict[str, Upload]) -> Any:
-        if params.get("drop_pending_updates"):
-            with self._lock:
-                self._updates.clear()
-        return True
-
-    @bot_method("getWebhookInfo")
-    async def _get_webhook_info(self, params: dict[str, Any], files: dict[str, Upload]) -> Any:
-        return {"url": "", "has_custom_certificate": False,
-                "pending_update_count": self.pending_updates}
-
     @bot_method("getUpdates")
     async def _get_updates(self, params: dict[str, Any], files: dict[str, Upload]) -> Any:
         offset = int(params.get("offset") or 0)
         limit = min(max(int(params.get("limit") or 100), 1), 100)
         timeout = max(float(params.get("timeout") or 0), 0.0)
         allowed = params.get("allowed_updates") or None
+        if conflict := self._polling_refused():
+            raise ApiError(409, conflict)
         with self._lock:
             if offset > 0:  # confirms every update below offset
                 self._updates = [u for u in self._updates if u["update_id"] >= offset]
@@ -224,3 +215,12 @@ class UsersMixin(FilesMixin, StandInCore):
             if ready or time.monotonic() >= deadline:
                 return ready[:limit]
             await self._wait_change(deadline - time.monotonic())
+
+    # Provided by webhook.py.
+    def _polling_refused(self) -> str | None:
+        """Why getUpdates is refused now (a webhook is set), or None."""
+        raise NotImplementedError
+
+    def _updates_queued(self) -> None:
+        """A new update is pending: deliver it when a webhook is set."""
+        raise NotImplementedError
