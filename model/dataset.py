@@ -206,15 +206,15 @@ def training_cells() -> Cells | None:
         return None
 
 
-def photo_examples(seed: int, scale: float = 1.0,
-                   mnist_path: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Crops from generated photos (see PHOTOS), on every core."""
+def photo_examples(seed: int, scale: float = 1.0, mnist_path: str | None = None,
+                   workers: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Crops from generated photos (see PHOTOS), in `workers` processes (0: one per core)."""
     jobs = []
     for kind, n in PHOTOS.items():
         n = max(1, round(n * scale))
         step = max(1, n // 8)
         jobs += [(mnist_path, seed, kind, a, min(n, a + step)) for a in range(0, n, step)]
-    with ProcessPoolExecutor(max(1, min(4, os.cpu_count() or 1))) as pool:
+    with ProcessPoolExecutor(workers or os.cpu_count() or 1) as pool:
         parts = list(pool.map(_photo_chunk, jobs))
     return (np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts]))
 
@@ -249,10 +249,11 @@ def cached(name: str, make: Callable[[], tuple[np.ndarray, np.ndarray]],
     return x, y
 
 
-def training_examples(seed: int, scale: float = 1.0,
-                      mnist_path: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+def training_examples(seed: int, scale: float = 1.0, mnist_path: str | None = None,
+                      workers: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Everything model.train learns from beyond MNIST: (uint8 N×28×28, labels 0–11)."""
-    return cached("train", lambda: _training_examples(seed, scale, mnist_path), seed, scale)
+    return cached("train", lambda: _training_examples(seed, scale, mnist_path, workers),
+                  seed, scale)
 
 
 def validation_examples() -> tuple[np.ndarray, np.ndarray]:
@@ -265,8 +266,8 @@ def validation_examples() -> tuple[np.ndarray, np.ndarray]:
     return balance(x, y, seed=0)  # digits should weigh most in choosing the best epoch
 
 
-def _training_examples(seed: int, scale: float,
-                       mnist_path: str | None) -> tuple[np.ndarray, np.ndarray]:
+def _training_examples(seed: int, scale: float, mnist_path: str | None,
+                       workers: int) -> tuple[np.ndarray, np.ndarray]:
     cells = training_cells()
     if cells is None:
         print("note: kensanata not found (KENSANATA_PATH): training without real writers",
@@ -275,7 +276,7 @@ def _training_examples(seed: int, scale: float,
     else:
         step = max(1, round(1 / scale))  # a small run takes every step-th cell
         kx, ky = cell_examples(cells.files[::step], cells.labels[::step])
-    px, py = photo_examples(seed, scale, mnist_path)
+    px, py = photo_examples(seed, scale, mnist_path, workers)
     x = np.concatenate([*[kx] * KENSANATA_REPEATS, px])
     y = np.concatenate([*[ky] * KENSANATA_REPEATS, py])
     x, y = balance(x, y, seed)

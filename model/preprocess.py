@@ -75,12 +75,13 @@ LINE_GAP, MARK_GAP, MARK_SIZE = 1.5, 0.6, 0.35
 # against the taller: the lines of a list are further apart than that.
 STACK_OVERLAP, STACK_GAP = 0.5, 0.25
 # Cuts: a piece wider than CUT_ASPECT × its line's height gets candidate cuts at the thin
-# places of its column profile, at least MIN_SLICE × the height apart. The widest single
-# digits, measured on MNIST and kensanata, are 1.3× as wide as tall (a 7's long bar).
-CUT_ASPECT, MIN_SLICE = 0.6, 0.25
+# places of its column profile, at least MIN_SLICE × the height apart. Measured on MNIST's and
+# kensanata's training digits: a lone digit is 0.75× as wide as tall (median), 1.3× at the
+# 99th percentile; two touching digits are wider than one.
+CUT_ASPECT, MIN_SLICE = 0.8, 0.25
 MAX_CUT_ASPECT = 6.0  # wider still is a rule, a table's edge: not a run of touching digits
 MAX_SPAN = 4  # pieces in one group: a digit broken into more is read as its biggest pieces
-MAX_GROUP_ASPECT = 1.6  # a group of several pieces wider than this × its height is not a digit
+MAX_GROUP_ASPECT = 1.6  # several pieces wider than this × their height are no digit (p99.9)
 MAX_LINE_GROUPS = 120  # crops per line: bounds the time a photo of texture can take
 BRIDGE, MAX_BRIDGE = 0.5, 4  # pieces are joined across gaps of this × the stroke width (px)
 MNIST_BOX = 20

@@ -215,7 +215,7 @@ def litert_predict(tflite_path: Path, x: np.ndarray, batch: int = 1000) -> np.nd
 
 
 def train(arch: str, epochs: int, data: str | None, extra: str | None, out: Path,
-          seed: int, scale: float | None = None) -> dict:
+          seed: int, scale: float | None = None, threads: int = 0) -> dict:
     """Train, select the best epoch on validation, evaluate on test, export and plot."""
     from model import plots
 
@@ -226,7 +226,8 @@ def train(arch: str, epochs: int, data: str | None, extra: str | None, out: Path
     (x_train, y_train), (x_val, y_val) = split_train_val(x_all, y_all, seed)
     if scale is None:  # the generated share of the training set stays the same
         scale = min(1.0, len(x_train) / MNIST_TRAIN)
-    x_more, y_more = training_examples(seed, scale, data or os.environ.get("MNIST_PATH"))
+    x_more, y_more = training_examples(seed, scale, data or os.environ.get("MNIST_PATH"),
+                                       workers=threads)
     x_cells, y_cells = validation_examples()
     x_val, y_val = np.concatenate([x_val, x_cells]), np.concatenate([y_val, y_cells])
     x_train = np.concatenate([x_train, x_more, *[x_extra] * EXTRA_REPEATS])
@@ -280,7 +281,8 @@ def train(arch: str, epochs: int, data: str | None, extra: str | None, out: Path
     test_loss = float(-np.mean(np.log(np.clip(probs[np.arange(len(y_test)), y_test], 1e-7, 1))))
     other = best.predict(to_model_input(make_nondigits(NONDIGIT_EVAL, seed + 1)),
                          batch_size=1000, verbose=0).argmax(1)
-    cells = best.predict(to_model_input(x_cells), batch_size=1000, verbose=0).argmax(1)
+    cells = (best.predict(to_model_input(x_cells), batch_size=1000, verbose=0).argmax(1)
+             if len(x_cells) else np.zeros(0, np.int64))
 
     tflite_path = out / "model.tflite"
     tflite_path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(best).convert())
@@ -340,7 +342,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="generated examples, as a share of the release's (default: as "
                              "much as the MNIST file is of the full one, at most 1)")
     parser.add_argument("--threads", type=int, default=0,
-                        help="cap TensorFlow's threads (0: its own choice, all cores)")
+                        help="cap the threads (TensorFlow's) and processes (making the "
+                             "examples) it uses (0: all cores)")
     args = parser.parse_args(argv)
     if args.threads > 0:  # before TensorFlow runs anything: it fixes its pools at first use
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
@@ -350,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--epochs must be at least 1")
     try:
         metrics = train(args.arch, epochs, args.data, args.extra, args.out, args.seed,
-                        args.scale)
+                        args.scale, args.threads)
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
