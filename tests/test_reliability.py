@@ -132,7 +132,7 @@ def _install_killed_at(db: Path, models_dir: Path, run_dir: Path, kill_at: int) 
 
 def test_kill_at_every_step_of_promotion_leaves_old_or_new_model(tmp_path: Path) -> None:
     """A SIGKILL before each step of promotion: on restart one complete model serves."""
-    from model.recognize import Recognizer
+    from model.recognize import CLASSES, Recognizer
 
     db, models_dir = tmp_path / "digitbot.sqlite3", tmp_path / "models"
     storage = Storage(db)
@@ -158,7 +158,8 @@ def test_kill_at_every_step_of_promotion_leaves_old_or_new_model(tmp_path: Path)
         (current,) = active
         model_file = current.path / "model.tflite"
         assert model_file.read_bytes() == release_bytes, f"kill at step {kill_at}: torn model"
-        assert Recognizer(model_file).classify(np.zeros((1, 28, 28), np.uint8)).shape == (1, 10)
+        blank = np.zeros((1, 28, 28), np.uint8)
+        assert Recognizer(model_file).classify(blank).shape == (1, CLASSES)
         on_disk = sorted(p.name for p in models_dir.iterdir())
         assert on_disk == sorted(str(v.version) for v in versions
                                  if v.version != RELEASE_VERSION), on_disk
