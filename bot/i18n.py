@@ -16,7 +16,7 @@ from functools import cache
 from pathlib import Path
 
 from babel import Locale, UnknownLocaleError
-from babel.numbers import format_decimal, parse_pattern
+from babel.numbers import parse_pattern
 
 DOMAIN = "digitbot"
 LOCALES_DIR = Path(__file__).parent / "locales"
@@ -49,14 +49,19 @@ class Translator:
 
     def number(self, value: float, digits: int = 0) -> str:
         """1234.5 -> '1,234.5' (en), '1.234,5' (de), '1 234,5' (ru): `digits` decimals."""
-        pattern = "#,##0" + ("." + "0" * digits if digits else "")
-        return format_decimal(value, format=pattern, locale=self.locale)
+        return _fixed(self.locale.decimal_formats[None].pattern, value, digits, self.locale)
 
     def percent(self, fraction: float, digits: int = 1) -> str:
         """0.992 -> '99.2%' (en), '99,2 %' (de, with a no-break space): `digits` decimals."""
-        pattern = copy(parse_pattern(self.locale.percent_formats[None].pattern))
-        pattern.frac_prec = (digits, digits)
-        return pattern.apply(fraction, self.locale)
+        return _fixed(self.locale.percent_formats[None].pattern, fraction, digits, self.locale)
+
+
+def _fixed(pattern: str, value: float, digits: int, locale: Locale) -> str:
+    """`value` in the locale's own pattern (grouping, symbols, spacing) with exactly `digits`
+    decimals."""
+    parsed = copy(parse_pattern(pattern))
+    parsed.frac_prec = (digits, digits)
+    return parsed.apply(value, locale)
 
 
 def language_of(code: str | None) -> str | None:
