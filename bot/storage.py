@@ -306,7 +306,7 @@ class Storage:
 
     def add_number_feedback(self, prediction: Prediction, labels: list[int]) -> bool:
         """Label every digit of a number reading (one feedback row per digit, one commit);
-        False if the reading already has feedback. Its open questions are closed with it."""
+        False if the reading already has feedback (its questions are then answered)."""
         digits = self.reading_digits(prediction.id)
         if len(labels) != len(digits) or not digits:
             raise ValueError(f"{len(labels)} labels for a reading of {len(digits)} digits")
@@ -318,9 +318,6 @@ class Storage:
                 " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(prediction.id, d.position, prediction.user_id, label, int(label == d.digit),
                   d.crop, now) for d, label in zip(digits, labels, strict=True)],
-            )
-            self._db.execute(
-                "DELETE FROM correction_prompts WHERE prediction_id = ?", (prediction.id,)
             )
             self._db.execute("COMMIT")
         except sqlite3.IntegrityError:  # UNIQUE(prediction_id, position): answered twice
@@ -353,10 +350,11 @@ class Storage:
 
     def latest_correction_prompt(self, user_id: int, chat_id: int, since: float
                                  ) -> CorrectionPrompt | None:
-        """The user's newest open question in the chat asked after `since`."""
+        """The user's newest question in the chat asked after `since` and not yet answered."""
         row = self._db.execute(
             "SELECT chat_id, message_id, user_id, prediction_id, created_at"
-            " FROM correction_prompts WHERE user_id = ? AND chat_id = ? AND created_at >= ?"
+            " FROM correction_prompts p WHERE user_id = ? AND chat_id = ? AND created_at >= ?"
+            " AND NOT EXISTS (SELECT 1 FROM feedback f WHERE f.prediction_id = p.prediction_id)"
             " ORDER BY created_at DESC LIMIT 1",
             (user_id, chat_id, since),
         ).fetchone()
