@@ -158,9 +158,12 @@ class UsersMixin(FilesMixin, StandInCore):
     def send_photo(self, user_id: int, image: bytes, caption: str | None = None, *,
                    width: int | None = None, height: int | None = None,
                    media_group_id: str | None = None, chat_id: int | None = None,
-                   reply_to: int | None = None) -> int:
-        """A photo from the user (Telegram's PhotoSize list); returns the message id."""
+                   reply_to: int | None = None, via_bot: int | None = None) -> int:
+        """A photo from the user (Telegram's PhotoSize list); returns the message id.
+        ``via_bot``: sent through that inline bot (a registered user with is_bot)."""
         fields: dict[str, Any] = {"photo": self._photo_sizes(image, width, height)}
+        if via_bot is not None:
+            fields["via_bot"] = self._user(via_bot)
         if caption is not None:
             fields["caption"] = caption
             if found := entities(caption):
