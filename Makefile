@@ -30,8 +30,8 @@ LOCALES := bot/locales
 i18n: $(STAMP)  ## refresh the translation catalogs
 	$(VENV)/bin/pybabel extract --no-location --sort-output --omit-header -k N_ \
 		-o $(LOCALES)/digitbot.pot bot
-	$(VENV)/bin/pybabel update --no-fuzzy-matching -D digitbot -i $(LOCALES)/digitbot.pot \
-		-d $(LOCALES)
+	$(VENV)/bin/pybabel update --no-fuzzy-matching --ignore-pot-creation-date -D digitbot \
+		-i $(LOCALES)/digitbot.pot -d $(LOCALES)
 	$(VENV)/bin/pybabel compile --statistics -D digitbot -d $(LOCALES)
 
 train: $(STAMP)  ## reproduce model/release with the defaults on the full MNIST

@@ -497,13 +497,14 @@ async def text_message(update: Update, context: BotContext) -> None:
     if prompt is False:
         await message.reply_text(tr(replies.CORRECTION_EXPIRED))
         return
-    if not isinstance(prompt, CorrectionPrompt):
+    prediction = digits = None
+    if isinstance(prompt, CorrectionPrompt):  # its reading may have been deleted since
+        prediction = svc.storage.prediction(prompt.prediction_id)
+        digits = svc.storage.reading_digits(prompt.prediction_id)
+    if prediction is None or not digits:
         if is_private(update):
             await message.reply_text(tr(replies.TEXT_ONLY))
         return
-    prediction = svc.storage.prediction(prompt.prediction_id)
-    digits = svc.storage.reading_digits(prompt.prediction_id)
-    assert prediction is not None and digits, "a question is asked about a number reading"
     if svc.storage.has_feedback(prediction.id):
         await message.reply_text(tr(replies.ALREADY_NOTED))
         return
