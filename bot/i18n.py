@@ -12,7 +12,7 @@ import contextlib
 import gettext
 from copy import copy
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 from babel import Locale, UnknownLocaleError
@@ -81,7 +81,7 @@ def translator(chosen: str | None = None, language_code: str | None = None) -> T
     return _translator(language, regional)
 
 
-@cache
+@lru_cache(maxsize=256)  # keyed by the clients' language codes: a few dozen in practice
 def _translator(language: str, regional: str | None) -> Translator:
     locale = Locale.parse(language)
     if regional:
@@ -98,8 +98,3 @@ def catalog(language: str) -> gettext.NullTranslations:
         return gettext.NullTranslations()
     # fallback=False: a missing .mo is a packaging error, not a reason to answer in English
     return gettext.translation(DOMAIN, LOCALES_DIR, languages=[language])
-
-
-def command_languages() -> list[str]:
-    """The languages besides English that get their own command menu."""
-    return [language for language in LANGUAGES if language != DEFAULT]
