@@ -20,7 +20,7 @@ LOCK_DEV := requirements/dev.txt
 COMPILE := $(VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3.11 \
 	--generate-hashes --quiet
 
-.PHONY: install run test lint train bench lock serve-venv train-extra check-install
+.PHONY: install run test lint train bench lock serve-venv train-extra check-install i18n
 
 $(STAMP): pyproject.toml $(LOCK_DEV)
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,16 @@ train-extra:
 
 check-install: $(STAMP)  ## fresh venv from the locks: serves without TensorFlow; + train retrains
 	$(PY) -m pytest -q -m slow tests/test_install.py
+
+# The bot's texts: extract them from bot/, merge them into every language's .po (translate the
+# new or fuzzy entries there), compile the .mo files the bot loads (committed with the .po).
+LOCALES := bot/locales
+i18n: $(STAMP)  ## refresh the translation catalogs
+	$(VENV)/bin/pybabel extract --no-location --sort-output --omit-header -k N_ \
+		-o $(LOCALES)/digitbot.pot bot
+	$(VENV)/bin/pybabel update --no-fuzzy-matching --ignore-pot-creation-date -D digitbot \
+		-i $(LOCALES)/digitbot.pot -d $(LOCALES)
+	$(VENV)/bin/pybabel compile --statistics -D digitbot -d $(LOCALES)
 
 train: $(STAMP)  ## reproduce model/release with the defaults on the full MNIST
 	$(PY) -m model.train --out model/release

@@ -18,12 +18,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from telegram import BotCommand, InputMediaPhoto, Message, Update
-from telegram.constants import ChatAction
+from telegram import (
+    CallbackQuery,
+    ForceReply,
+    InputMediaPhoto,
+    Message,
+    MessageEntity,
+    ReplyParameters,
+    Update,
+)
+from telegram.constants import ChatAction, ChatType
 from telegram.error import TelegramError
 from telegram.ext import (
     Application,
     ApplicationBuilder,
+    ApplicationHandlerStop,
     CallbackContext,
     CallbackQueryHandler,
     CommandHandler,
@@ -31,32 +40,26 @@ from telegram.ext import (
     Defaults,
     ExtBot,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 
-from bot import metrics, replies
+from bot import corrections, i18n, metrics, replies
 from bot.charts import stats_pictures
 from bot.config import Settings, load_settings
 from bot.fairness import UserLanes
+from bot.i18n import Translator
 from bot.logs import setup_logging
 from bot.models import ModelRegistry, ServingModel, read_metrics
 from bot.ratelimit import BotRateLimiter
 from bot.request import AiohttpRequest
 from bot.retrain import Retrainer, check_data, check_trainer
-from bot.storage import Storage
+from bot.storage import CorrectionPrompt, Prediction, ReadingDigit, Storage
 from bot.web import WebServer, run_webhook
 from model.recognize import Result, render_annotated
 
 log = logging.getLogger(__name__)
 
-COMMANDS = [
-    BotCommand("start", "What I do"),
-    BotCommand("help", "How to take a good photo"),
-    BotCommand("stats", "Model accuracy, training curves, live figures"),
-    BotCommand("retrain", "Admins: train a new model [EPOCHS]"),
-    BotCommand("models", "Admins: model versions"),
-    BotCommand("rollback", "Admins: back to the previous model"),
-]
 MAX_PHOTO_SIDE = 1280  # Telegram's largest regular photo size; bigger ones cost time, not accuracy
 ADMIN_COMMANDS = ("retrain", "models", "rollback")
 EPOCHS_RE = re.compile(r"[0-9]{1,9}")
@@ -85,7 +88,27 @@ class BotData:
 
 # ExtBot[int]: the bot with a rate limiter (AIORateLimiter's per-call argument is an int).
 class BotContext(CallbackContext[ExtBot[int], dict[Any, Any], dict[Any, Any], BotData]):
-    """The handlers' context: `context.services` and `context.model`, typed."""
+    """The handlers' context: `context.services`, `context.model` and `context.tr` (the
+    language of whoever the update is from), typed."""
+
+    _update: object = None
+    _tr: Translator | None = None
+
+    @classmethod
+    def from_update(cls, update: object, application: Any) -> BotContext:
+        context = super().from_update(update, application)
+        context._update = update
+        return context
+
+    @property
+    def tr(self) -> Translator:
+        """The user's language: their /language choice, else Telegram's language_code."""
+        if self._tr is None:
+            update = self._update
+            user = update.effective_user if isinstance(update, Update) else None
+            chosen = self.services.storage.language(user.id) if user else None
+            self._tr = i18n.translator(chosen, user.language_code if user else None)
+        return self._tr
 
     @property
     def services(self) -> Services:
@@ -124,25 +147,85 @@ def is_admin(update: Update, settings: Settings) -> bool:
     return user is not None and user.id in settings.admin_ids
 
 
+def is_private(update: Update) -> bool:
+    chat = update.effective_chat
+    return chat is not None and chat.type == ChatType.PRIVATE
+
+
+def asked(update: Update, context: BotContext) -> bool:
+    """Whether a message is meant for the bot: any in a private chat; in a group, one that
+    mentions the bot (text or caption) or replies to one of its messages. With privacy mode on
+    (BotFather's default) Telegram delivers only those and commands; with it off, or the bot an
+    admin, every message comes, and GROUP_READ_ALL says whether other photos are read too."""
+    message = message_of(update)
+    if is_private(update):
+        return True
+    replied = message.reply_to_message
+    if replied is not None and replied.from_user is not None and (
+        replied.from_user.id == context.bot.id
+    ):
+        return True
+    me = f"@{context.bot.username}".lower()
+    mentions = [*message.parse_entities([MessageEntity.MENTION]).values(),
+                *message.parse_caption_entities([MessageEntity.MENTION]).values()]
+    return any(mention.lower() == me for mention in mentions)
+
+
+async def ignore_bots(update: Update, context: BotContext) -> None:
+    """Updates from other bots, or sent via an inline bot, go no further: never answer a bot
+    (no loops between bots). Anonymous admins and channels speak through a bot account with
+    `sender_chat` set: they are people."""
+    message = update.effective_message
+    user = update.effective_user
+    from_bot = user is not None and user.is_bot and (message is None or message.sender_chat is None)
+    if from_bot or (message is not None and message.via_bot is not None):
+        raise ApplicationHandlerStop
+
+
 # --- users ------------------------------------------------------------------------------
 
 
 async def start(update: Update, context: BotContext) -> None:
     """Say what the bot does and how to take a good photo."""
-    text = replies.HELP
-    if is_admin(update, context.services.settings):
-        text += replies.ADMIN_HELP
-    await message_of(update).reply_text(text)
+    admin = is_admin(update, context.services.settings)
+    await message_of(update).reply_text(replies.help_text(context.tr, admin))
+
+
+async def language(update: Update, context: BotContext) -> None:
+    """Offer the languages as buttons (the choice is remembered per user)."""
+    tr = context.tr
+    await message_of(update).reply_text(
+        tr(replies.CHOOSE_LANGUAGE), reply_markup=replies.language_keyboard(tr.language)
+    )
+
+
+async def language_chosen(update: Update, context: BotContext) -> None:
+    """A language button: store the presser's choice, then confirm in that language."""
+    query = update.callback_query
+    assert query is not None  # CallbackQueryHandler
+    code = replies.parse_language(query.data)
+    if code is None:
+        await query.answer(context.tr(replies.NOT_MINE))
+        return
+    context.services.storage.set_language(query.from_user.id, code)  # committed first
+    done = i18n.translator(code, query.from_user.language_code)(replies.LANGUAGE_SET)
+    await query.answer(done)
+    if is_private(update):  # in a group the menu stays for the others
+        with contextlib.suppress(TelegramError):
+            await query.edit_message_text(done)
 
 
 async def photo(update: Update, context: BotContext) -> None:
     """Read a photo: the largest size up to 1280 px (or the smallest when all are bigger)."""
+    quiet = not asked(update, context)
+    if quiet and not context.services.settings.group_read_all:
+        return
     sizes = message_of(update).photo
     fitting = [s for s in sizes if max(s.width, s.height) <= MAX_PHOTO_SIDE]
     chosen = max(fitting, key=lambda s: s.width * s.height) if fitting else min(
         sizes, key=lambda s: s.width * s.height
     )
-    await read_image(update, context, chosen.file_id, chosen.file_size)
+    await read_image(update, context, chosen.file_id, chosen.file_size, quiet=quiet)
 
 
 async def document(update: Update, context: BotContext) -> None:
@@ -150,41 +233,51 @@ async def document(update: Update, context: BotContext) -> None:
     message = message_of(update)
     doc = message.document
     assert doc is not None  # filters.Document
+    quiet = not asked(update, context)
+    if quiet and not context.services.settings.group_read_all:
+        return
     mime = doc.mime_type or mimetypes.guess_type(doc.file_name or "")[0] or ""
-    if mime == "application/pdf" or (doc.file_name or "").lower().endswith(".pdf"):
-        await message.reply_text(replies.PDF)
-    elif not mime.startswith("image/"):
-        await message.reply_text(replies.NOT_AN_IMAGE)
+    if mime.startswith("image/"):
+        await read_image(update, context, doc.file_id, doc.file_size, quiet=quiet)
+    elif quiet:
+        return  # a file shared in a group, not sent to the bot
+    elif mime == "application/pdf" or (doc.file_name or "").lower().endswith(".pdf"):
+        await message.reply_text(context.tr(replies.PDF))
     else:
-        await read_image(update, context, doc.file_id, doc.file_size)
+        await message.reply_text(context.tr(replies.NOT_AN_IMAGE))
 
 
 async def read_image(
-    update: Update, context: BotContext, file_id: str, size: int | None
+    update: Update, context: BotContext, file_id: str, size: int | None, quiet: bool = False
 ) -> None:
-    """Download, recognize off the event loop, store, reply (in the user's own lane)."""
+    """Download, recognize off the event loop, store, reply (in the user's own lane).
+    `quiet`: a group photo not sent to the bot; answered only when it holds digits."""
     svc = context.services
     message = message_of(update)
     limit = svc.settings.max_file_bytes
     if size and size > limit:
-        await message.reply_text(_too_big(size, limit))
+        if not quiet:
+            await message.reply_text(replies.too_big(context.tr, size, limit))
         return
 
     async def on_queue(waiting: int) -> None:
+        if quiet:
+            return
         with contextlib.suppress(TelegramError):  # about the burst, not this photo: no quote
-            await message.reply_text(replies.QUEUED.format(waiting=waiting), do_quote=False)
+            await message.reply_text(replies.queued(context.tr, waiting), do_quote=False)
 
     async with svc.lanes.turn(sender_id(update), on_queue):
         tg_file = await context.bot.get_file(file_id)
         if tg_file.file_size and tg_file.file_size > limit:
-            await message.reply_text(_too_big(tg_file.file_size, limit))
+            if not quiet:
+                await message.reply_text(replies.too_big(context.tr, tg_file.file_size, limit))
             return
         data = bytes(await tg_file.download_as_bytearray())
         model = context.model
         loop = asyncio.get_running_loop()
         result = await loop.run_in_executor(svc.executor, recognize_safely, model, data)
         metrics.photo_read(result.status, result.seconds)
-        await reply_reading(update, context, model, data, result)
+        await reply_reading(update, context, model, data, result, quiet)
 
 
 def recognize_safely(model: ServingModel, data: bytes) -> Result:
@@ -194,7 +287,7 @@ def recognize_safely(model: ServingModel, data: bytes) -> Result:
         return model.recognizer.recognize(data)
     except Exception:
         log.exception("The recognizer failed on a %d-byte file", len(data))
-        return Result(status="error", error=replies.UNREADABLE)
+        return Result(status="error")  # no text: the bot's own UNREADABLE answer
 
 
 def annotate_safely(data: bytes, result: Result) -> bytes | None:
@@ -212,12 +305,18 @@ async def reply_reading(
     model: ServingModel,
     data: bytes,
     result: Result,
+    quiet: bool = False,
 ) -> None:
-    """Store the prediction, then answer: text, or the annotated photo for numbers and doubts."""
+    """Store the prediction, then answer: text, or the annotated photo for numbers and doubts.
+    Under a single digit: ✅ and 0–9; under a number (its digits kept): ✅ and ✏️ Correct."""
     svc = context.services
+    tr = context.tr
     message = message_of(update)
+    if quiet and result.status != "ok":
+        return  # a group photo not sent to the bot, with no digits: not the bot's business
     threshold = svc.settings.doubt_threshold
     single = result.status == "ok" and len(result.digits) == 1
+    number = result.status == "ok" and 1 < len(result.digits) <= corrections.MAX_DIGITS
     prediction_id = svc.storage.add_prediction(
         user_id=sender_id(update),
         chat_id=message.chat_id,
@@ -228,15 +327,23 @@ async def reply_reading(
         model_version=model.version,
         crop=result.digits[0].crop if single else None,
     )
+    if number:
+        svc.storage.add_reading_digits(
+            prediction_id, [(d.line, d.digit, d.crop) for d in result.digits]
+        )
     if result.status == "no_digit":
-        await message.reply_text(replies.NO_DIGIT)
+        await message.reply_text(replies.no_digit(tr))
         return
     if result.status != "ok":
-        await message.reply_text(result.error or replies.UNREADABLE)
+        await message.reply_text(replies.image_error(tr, result))
         return
 
-    text = replies.reading_text(result, threshold)
-    keyboard = replies.feedback_keyboard(prediction_id, result.digits[0].digit) if single else None
+    text = replies.reading_text(tr, result, threshold, ask=single or number)
+    keyboard = None
+    if single:
+        keyboard = replies.feedback_keyboard(prediction_id, result.digits[0].digit)
+    elif number:
+        keyboard = replies.number_keyboard(tr, prediction_id)
     picture = None
     if len(result.digits) > 1 or replies.is_doubtful(result, threshold):
         loop = asyncio.get_running_loop()
@@ -246,38 +353,26 @@ async def reply_reading(
         sent = await message.reply_photo(picture, caption=text, reply_markup=keyboard)
     else:
         sent = await message.reply_text(text, reply_markup=keyboard)
-    if single:
+    if single or number:
         svc.storage.set_reply_message(prediction_id, sent.message_id)
 
 
-async def feedback(update: Update, context: BotContext) -> None:
-    """✅ / 0–9 under a reading: validate, commit the label, then acknowledge."""
-    svc = context.services
-    query = update.callback_query
-    assert query is not None  # CallbackQueryHandler
-    parsed = replies.parse_feedback(query.data)
-    if parsed is None:
-        await query.answer("That button isn't one of mine.")
-        return
-    prediction_id, label = parsed
-    prediction = svc.storage.prediction(prediction_id)
+def owns_reading(prediction: Prediction | None, query: CallbackQuery) -> bool:
+    """The button is under the reading it names, pressed by whoever sent the photo."""
     message = query.message
-    if (
-        prediction is None
-        or prediction.crop is None
-        or prediction.user_id != query.from_user.id
-        or message is None
-        or prediction.chat_id != message.chat.id
-        or prediction.message_id != message.message_id
-    ):
-        await query.answer("This button doesn't belong to that reading.")
-        return
-    if not svc.storage.add_feedback(prediction, label):  # committed before we answer
-        await query.answer("Already noted — thank you!")
-        return
-    mark = replies.feedback_mark(prediction.reading, label)
-    await query.answer(mark)
-    # the mark under the reading is a courtesy: the feedback is stored and acknowledged
+    return (
+        prediction is not None
+        and prediction.user_id == query.from_user.id
+        and message is not None
+        and prediction.chat_id == message.chat.id
+        and prediction.message_id == message.message_id
+    )
+
+
+async def mark_reading(query: CallbackQuery, mark: str) -> None:
+    """Add the mark under the reading and drop its buttons: a courtesy, since the feedback is
+    already stored and acknowledged."""
+    message = query.message
     with contextlib.suppress(TelegramError):  # e.g. the message is too old to edit
         if isinstance(message, Message) and message.caption is not None:
             await query.edit_message_caption(f"{message.caption}\n\n{mark}")
@@ -285,6 +380,157 @@ async def feedback(update: Update, context: BotContext) -> None:
             await query.edit_message_text(f"{message.text}\n\n{mark}")
         else:
             await query.edit_message_reply_markup(None)
+
+
+async def feedback(update: Update, context: BotContext) -> None:
+    """✅ / 0–9 under a single digit: validate, commit the label, then acknowledge."""
+    svc = context.services
+    tr = context.tr
+    query = update.callback_query
+    assert query is not None  # CallbackQueryHandler
+    parsed = replies.parse_feedback(query.data)
+    if parsed is None:
+        await query.answer(tr(replies.NOT_MINE))
+        return
+    prediction_id, label = parsed
+    prediction = svc.storage.prediction(prediction_id)
+    if prediction is None or prediction.crop is None or not owns_reading(prediction, query):
+        await query.answer(tr(replies.NOT_YOURS))
+        return
+    if not svc.storage.add_feedback(prediction, label):  # committed before we answer
+        await query.answer(tr(replies.ALREADY_NOTED))
+        return
+    mark = replies.feedback_mark(tr, prediction.reading, label)
+    await query.answer(mark)
+    await mark_reading(query, mark)
+
+
+async def number_feedback(update: Update, context: BotContext) -> None:
+    """✅ / ✏️ Correct under a number: confirm every digit, or ask for the right number."""
+    svc = context.services
+    tr = context.tr
+    query = update.callback_query
+    assert query is not None  # CallbackQueryHandler
+    parsed = replies.parse_number_button(query.data)
+    if parsed is None:
+        await query.answer(tr(replies.NOT_MINE))
+        return
+    prediction_id, action = parsed
+    prediction = svc.storage.prediction(prediction_id)
+    digits = svc.storage.reading_digits(prediction_id) if prediction else []
+    if prediction is None or not digits or not owns_reading(prediction, query):
+        await query.answer(tr(replies.NOT_YOURS))
+        return
+    if svc.storage.has_feedback(prediction_id):
+        await query.answer(tr(replies.ALREADY_NOTED))
+        return
+    if action == "ok":
+        if not svc.storage.add_number_feedback(prediction, [d.digit for d in digits]):
+            await query.answer(tr(replies.ALREADY_NOTED))
+            return
+        mark = tr(replies.CONFIRMED)
+        await query.answer(mark)
+        await mark_reading(query, mark)
+        return
+    await query.answer(tr(replies.CORRECTION_ASKED))
+    message = query.message
+    photo_message = message.reply_to_message if isinstance(message, Message) else None
+    assert message is not None  # owns_reading
+    # Replying to the user's photo makes the ForceReply selective for them in a group.
+    await ask_for_number(context, prediction, digits,
+                         (photo_message or message).message_id, message.chat.id)
+
+
+async def ask_for_number(
+    context: BotContext, prediction: Prediction, digits: list[ReadingDigit], reply_to: int,
+    chat_id: int, text: str | None = None,
+) -> None:
+    """Send the question (ForceReply) and remember it: the answer may reply to it, or come as
+    the user's next message in the chat within PROMPT_TTL_S."""
+    tr = context.tr
+    sent = await context.bot.send_message(
+        chat_id,
+        text or replies.correction_prompt(tr, line_counts(digits)),
+        reply_markup=ForceReply(
+            selective=True, input_field_placeholder=prediction.reading.replace("\n", " ")[:64]
+        ),
+        reply_parameters=ReplyParameters(reply_to, allow_sending_without_reply=True),
+    )
+    context.services.storage.add_correction_prompt(
+        chat_id, sent.message_id, prediction.user_id, prediction.id,
+        expired_before=time.time() - corrections.PROMPT_TTL_S,
+    )
+
+
+def line_counts(digits: list[ReadingDigit]) -> list[int]:
+    """Digits per line of a reading: [2, 3] for "12\n345"."""
+    lines = sorted({d.line for d in digits})
+    return [sum(1 for d in digits if d.line == line) for line in lines]
+
+
+def open_prompt(update: Update, context: BotContext) -> CorrectionPrompt | None | bool:
+    """The question a text message answers: the one it replies to, else the sender's latest
+    in this chat (in a group only when the text is a number: chatter is not an answer).
+    None: no question; False: it replies to a question that has expired."""
+    storage = context.services.storage
+    message = message_of(update)
+    user_id = sender_id(update)
+    since = time.time() - corrections.PROMPT_TTL_S
+    replied = message.reply_to_message
+    if replied is not None and replied.from_user is not None and (
+        replied.from_user.id == context.bot.id
+    ):
+        prompt = storage.correction_prompt(message.chat_id, replied.message_id)
+        if prompt is not None:
+            if prompt.user_id != user_id:
+                return None  # someone else's question
+            return prompt if prompt.created_at >= since else False
+    if not is_private(update) and not corrections.looks_like_a_number(message.text or ""):
+        return None
+    return storage.latest_correction_prompt(user_id, message.chat_id, since)
+
+
+async def text_message(update: Update, context: BotContext) -> None:
+    """Text: the right number after ✏️ Correct; otherwise, in a private chat, what the bot
+    reads (group chatter is left alone)."""
+    svc = context.services
+    tr = context.tr
+    message = message_of(update)
+    prompt = open_prompt(update, context)
+    if prompt is False:
+        await message.reply_text(tr(replies.CORRECTION_EXPIRED))
+        return
+    prediction = digits = None
+    if isinstance(prompt, CorrectionPrompt):  # its reading may have been deleted since
+        prediction = svc.storage.prediction(prompt.prediction_id)
+        digits = svc.storage.reading_digits(prompt.prediction_id)
+    if prediction is None or not digits:
+        if is_private(update):
+            await message.reply_text(tr(replies.TEXT_ONLY))
+        return
+    if svc.storage.has_feedback(prediction.id):
+        await message.reply_text(tr(replies.ALREADY_NOTED))
+        return
+    expected = line_counts(digits)
+    labels = corrections.labels_for(message.text or "", expected)
+    if labels is None:  # explain, and ask again (a reply to this one works as well)
+        got = [len(line) for line in corrections.digits_per_line(message.text or "")]
+        await ask_for_number(context, prediction, digits, message.message_id, message.chat_id,
+                             replies.correction_retry(tr, expected, got))
+        return
+    if not svc.storage.add_number_feedback(prediction, labels):  # committed before we answer
+        await message.reply_text(tr(replies.ALREADY_NOTED))
+        return
+    typed, start = [], 0
+    for count in expected:
+        typed.append("".join(map(str, labels[start : start + count])))
+        start += count
+    await message.reply_text(replies.correction_thanks(tr, prediction.reading, "\n".join(typed)))
+    if prediction.message_id is not None:  # the reading's buttons are done with
+        with contextlib.suppress(TelegramError):
+            await context.bot.edit_message_reply_markup(
+                prediction.chat_id, prediction.message_id, reply_markup=None
+            )
 
 
 async def stats(update: Update, context: BotContext) -> None:
@@ -298,12 +544,13 @@ async def stats(update: Update, context: BotContext) -> None:
     if not trained:  # a model without metrics.json: the date of its file
         mtime = (model.path / "model.tflite").stat().st_mtime
         trained = datetime.fromtimestamp(mtime, UTC).isoformat(timespec="seconds")
-    caption = replies.stats_caption(version, metrics, trained[:10], svc.storage.live_stats())
+    tr = context.tr
+    caption = replies.stats_caption(tr, version, metrics, trained[:10], svc.storage.live_stats())
     message = message_of(update)
     with contextlib.suppress(TelegramError):  # "sending a photo…" is a courtesy too
         await context.bot.send_chat_action(message.chat_id, ChatAction.UPLOAD_PHOTO)
     pictures = await asyncio.to_thread(
-        stats_pictures, model.path, svc.storage.recent_latencies()
+        stats_pictures, model.path, svc.storage.recent_latencies(), tr
     )
     if len(pictures) == 1:
         await message.reply_photo(pictures[0], caption=caption)
@@ -314,15 +561,21 @@ async def stats(update: Update, context: BotContext) -> None:
 
 
 async def unknown_command(update: Update, context: BotContext) -> None:
-    """Point unknown commands at /help."""
+    """Point unknown commands at /help; in a group only those named @thisbot (the others may
+    be another bot's)."""
     message = message_of(update)
     command = (message.text or "").split()[0][:64]
-    await message.reply_text(replies.UNKNOWN_COMMAND.format(command=command))
+    target = command.partition("@")[2].lower()
+    if (target and target != context.bot.username.lower()) or (
+        not target and not is_private(update)
+    ):
+        return
+    await message.reply_text(replies.unknown_command(context.tr, command))
 
 
 async def other(update: Update, context: BotContext) -> None:
-    """Text, stickers, voice, …: explain what the bot reads."""
-    await message_of(update).reply_text(replies.TEXT_ONLY)
+    """Stickers, voice, …: explain what the bot reads."""
+    await message_of(update).reply_text(context.tr(replies.TEXT_ONLY))
 
 
 # --- admins -------------------------------------------------------------------------------
@@ -380,7 +633,7 @@ async def admins_only(update: Update, context: BotContext) -> None:
     """An admin command from someone not in ADMIN_IDS: a polite refusal, nothing runs."""
     message = message_of(update)
     command = (message.text or "").split()[0].split("@")[0]
-    await message.reply_text(f"Sorry, {command[:33]} is only for the bot's admins.")
+    await message.reply_text(context.tr(replies.ADMINS_ONLY).format(command=command[:33]))
 
 
 # --- plumbing -----------------------------------------------------------------------------
@@ -390,17 +643,23 @@ async def error_handler(update: object, context: BotContext) -> None:
     """Log the exception and tell the user something went wrong."""
     log.error("Exception while handling an update", exc_info=context.error)
     if isinstance(update, Update) and update.effective_chat is not None:
+        try:
+            sorry = context.tr(replies.SORRY)
+        except Exception:  # e.g. the database is what failed: English will do
+            sorry = replies.SORRY
         with contextlib.suppress(TelegramError):
-            await context.bot.send_message(update.effective_chat.id, replies.SORRY)
-
-
-def _too_big(size: int, limit: int) -> str:
-    return replies.TOO_BIG.format(size=size / 2**20, limit=limit / 2**20)
+            await context.bot.send_message(update.effective_chat.id, sorry)
 
 
 async def post_init(application: BotApplication) -> None:
+    """The command menu: English for everyone, and each language's own for its speakers."""
+    bot = application.bot
     try:
-        await application.bot.set_my_commands(COMMANDS)
+        await bot.set_my_commands(replies.bot_commands(i18n.translator()))
+        for language in i18n.LANGUAGES:
+            if language != i18n.DEFAULT:
+                commands = replies.bot_commands(i18n.translator(language))
+                await bot.set_my_commands(commands, language_code=language)
     except TelegramError as exc:  # the menu is a convenience; serving matters more
         log.warning("Could not register the command menu: %s", exc)
     if (web := application.bot_data.services.web) is not None:
@@ -468,17 +727,22 @@ def build_application(settings: Settings) -> BotApplication:
                             webhook=settings.webhook_url is not None)
 
     admins = filters.User(user_id=settings.admin_ids)  # numeric ids only
+    application.add_handler(TypeHandler(Update, ignore_bots), group=-1)  # before all others
     application.add_handler(CommandHandler(["start", "help"], start))
     application.add_handler(CommandHandler("stats", stats))
+    application.add_handler(CommandHandler("language", language))
     application.add_handler(CommandHandler("retrain", retrain, filters=admins))
     application.add_handler(CommandHandler("models", models, filters=admins))
     application.add_handler(CommandHandler("rollback", rollback, filters=admins))
     application.add_handler(CommandHandler(ADMIN_COMMANDS, admins_only))  # everyone else
-    application.add_handler(CallbackQueryHandler(feedback))
+    application.add_handler(CallbackQueryHandler(language_chosen, pattern=r"^lang:"))
+    application.add_handler(CallbackQueryHandler(number_feedback, pattern=r"^nb:"))
+    application.add_handler(CallbackQueryHandler(feedback))  # fb:…, and refuses anything else
     new = filters.UpdateType.MESSAGE  # not edits or channel posts
     application.add_handler(MessageHandler(new & filters.PHOTO, photo))
     application.add_handler(MessageHandler(new & filters.Document.ALL, document))
     application.add_handler(MessageHandler(new & filters.COMMAND, unknown_command))
+    application.add_handler(MessageHandler(new & filters.TEXT, text_message))
     application.add_handler(MessageHandler(new & filters.ChatType.PRIVATE, other))
     application.add_error_handler(error_handler)
     return application

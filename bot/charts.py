@@ -12,12 +12,14 @@ import logging
 import tempfile
 from pathlib import Path
 
+from bot.i18n import Translator
+
 log = logging.getLogger(__name__)
 
 MODEL_CHARTS = ("training_curves.png", "confusion_matrix.png")
 
 
-def stats_pictures(model_dir: Path, latencies_ms: list[float]) -> list[bytes]:
+def stats_pictures(model_dir: Path, latencies_ms: list[float], tr: Translator) -> list[bytes]:
     """PNG bytes to send: the model's charts, else curves from history.json, else live times."""
     pictures = [(model_dir / name).read_bytes() for name in MODEL_CHARTS
                 if (model_dir / name).is_file()]
@@ -27,7 +29,7 @@ def stats_pictures(model_dir: Path, latencies_ms: list[float]) -> list[bytes]:
         except (OSError, ValueError, KeyError) as exc:
             log.warning("Could not draw curves from %s: %s", model_dir, exc)
     if not pictures:
-        pictures.append(latency_chart(latencies_ms))
+        pictures.append(latency_chart(latencies_ms, tr))
     return pictures
 
 
@@ -41,8 +43,9 @@ def _curves_from_history(path: Path) -> bytes:
         return out.read_bytes()
 
 
-def latency_chart(latencies_ms: list[float]) -> bytes:
-    """A histogram of recent recognition times (for a model without its own charts)."""
+def latency_chart(latencies_ms: list[float], tr: Translator) -> bytes:
+    """A histogram of recent recognition times (for a model without its own charts), labelled
+    in the user's language."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -52,10 +55,10 @@ def latency_chart(latencies_ms: list[float]) -> bytes:
     if latencies_ms:
         ax.hist(latencies_ms, bins=30, color="#1f77b4")
     else:
-        ax.text(0.5, 0.5, "no photos read yet", ha="center", va="center")
-    ax.set_xlabel("recognition time (ms)")
-    ax.set_ylabel("photos")
-    ax.set_title("Recent recognition times")
+        ax.text(0.5, 0.5, tr.gettext("no photos read yet"), ha="center", va="center")
+    ax.set_xlabel(tr.gettext("recognition time (ms)"))
+    ax.set_ylabel(tr.gettext("photos"))
+    ax.set_title(tr.gettext("Recent recognition times"))
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")

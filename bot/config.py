@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     queue_notice_after: int = Field(3, ge=1)  # waiting photos before the "one by one" note
     max_file_mb: float = Field(20, gt=0)  # Telegram lets bots download up to 20 MB
     doubt_threshold: float = Field(0.90, ge=0, le=1)  # below: show alternatives + the photo
+    # Groups: photos that mention the bot or reply to it are always read; True: every other
+    # photo Telegram delivers too (all of them once privacy mode is off or the bot is an
+    # admin), answered only when it holds digits.
+    group_read_all: bool = True
 
     # Retraining.
     retrain_default_epochs: int | None = Field(None, ge=1)  # None: model.train's own default

@@ -1,4 +1,5 @@
-"""SQLite storage: predictions, feedback samples (labelled 28×28 crops) and model versions.
+"""SQLite storage: predictions, feedback samples (labelled 28×28 crops), model versions, users'
+languages and the questions asked to correct a number.
 
 One connection, used from the event loop only (statements take well under a millisecond).
 WAL journal: readers never block the writer, and a commit survives the process being killed
@@ -57,6 +58,54 @@ MIGRATIONS = (
     -- one row, rewritten by /healthz: proof that the database takes writes
     CREATE TABLE health (id INTEGER PRIMARY KEY CHECK (id = 1), checked_at REAL NOT NULL);
     """,
+    # 3 (issue 12: languages, correcting numbers). Per-user rows: /forget and retention must
+    # cover user_languages, correction_prompts and (through predictions) prediction_digits.
+    """
+    -- the language a user chose with /language (else Telegram's language_code is used)
+    CREATE TABLE user_languages (
+        user_id INTEGER PRIMARY KEY,
+        language TEXT NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    -- each digit of a reading with several digits, as the model saw it: a correction of the
+    -- number labels them one by one
+    CREATE TABLE prediction_digits (
+        prediction_id INTEGER NOT NULL REFERENCES predictions(id),
+        position INTEGER NOT NULL,       -- 0-based, reading order (line by line)
+        line INTEGER NOT NULL,           -- 0 = the top line
+        digit INTEGER NOT NULL CHECK (digit BETWEEN 0 AND 9),
+        crop BLOB NOT NULL,              -- 28×28 uint8
+        PRIMARY KEY (prediction_id, position)
+    ) WITHOUT ROWID;
+    -- "✏️ Correct" pressed: the bot's question (a ForceReply message) waiting for the number
+    CREATE TABLE correction_prompts (
+        chat_id INTEGER NOT NULL,
+        message_id INTEGER NOT NULL,     -- the bot's question
+        user_id INTEGER NOT NULL,        -- who may answer it: the reading's owner
+        prediction_id INTEGER NOT NULL REFERENCES predictions(id),
+        created_at REAL NOT NULL,
+        PRIMARY KEY (chat_id, message_id)
+    );
+    CREATE INDEX correction_prompts_user ON correction_prompts(user_id, chat_id, created_at);
+    -- feedback: one row per digit (position 0 for single digits), so a number's digits are
+    -- training samples each; UNIQUE(prediction_id) becomes UNIQUE(prediction_id, position)
+    CREATE TABLE feedback_by_digit (
+        id INTEGER PRIMARY KEY,
+        prediction_id INTEGER NOT NULL REFERENCES predictions(id),
+        position INTEGER NOT NULL DEFAULT 0,
+        user_id INTEGER NOT NULL,
+        label INTEGER NOT NULL CHECK (label BETWEEN 0 AND 9),
+        confirmed INTEGER NOT NULL,      -- 1: the digit was read right, 0: corrected to label
+        crop BLOB NOT NULL,
+        created_at REAL NOT NULL,
+        UNIQUE (prediction_id, position)
+    );
+    INSERT INTO feedback_by_digit (id, prediction_id, position, user_id, label, confirmed, crop,
+                                   created_at)
+        SELECT id, prediction_id, 0, user_id, label, confirmed, crop, created_at FROM feedback;
+    DROP TABLE feedback;
+    ALTER TABLE feedback_by_digit RENAME TO feedback;
+    """,
 )
 
 
@@ -68,6 +117,27 @@ class Prediction:
     message_id: int | None
     reading: str
     crop: bytes | None
+
+
+@dataclass(frozen=True)
+class ReadingDigit:
+    """One digit of a number reading as stored at prediction time."""
+
+    position: int
+    line: int
+    digit: int
+    crop: bytes
+
+
+@dataclass(frozen=True)
+class CorrectionPrompt:
+    """The bot's question for the right number (its message carries a ForceReply)."""
+
+    chat_id: int
+    message_id: int
+    user_id: int
+    prediction_id: int
+    created_at: float
 
 
 @dataclass(frozen=True)
@@ -174,7 +244,7 @@ class Storage:
                 (prediction.id, prediction.user_id, label, int(prediction.reading == str(label)),
                  prediction.crop, time.time()),
             )
-        except sqlite3.IntegrityError:  # UNIQUE(prediction_id): pressed twice
+        except sqlite3.IntegrityError:  # UNIQUE(prediction_id, position): pressed twice
             return False
         return True
 
@@ -189,8 +259,10 @@ class Storage:
         photos, users = self._db.execute(
             "SELECT COUNT(*), COUNT(DISTINCT user_id) FROM predictions"
         ).fetchone()
+        # a reading counts once: confirmed when every digit of it was (numbers have several)
         confirmed, total = self._db.execute(
-            "SELECT COALESCE(SUM(confirmed), 0), COUNT(*) FROM feedback"
+            "SELECT COALESCE(SUM(ok), 0), COUNT(*) FROM"
+            " (SELECT MIN(confirmed) AS ok FROM feedback GROUP BY prediction_id)"
         ).fetchone()
         median = None
         if photos:
@@ -205,6 +277,103 @@ class Storage:
             "SELECT latency_ms FROM predictions ORDER BY id DESC LIMIT ?", (limit,)
         ).fetchall()
         return [ms for (ms,) in rows]
+
+    # --- languages and number corrections ----------------------------------------------
+
+    def language(self, user_id: int) -> str | None:
+        """The language the user chose with /language, if any."""
+        row = self._db.execute(
+            "SELECT language FROM user_languages WHERE user_id = ?", (user_id,)
+        ).fetchone()
+        return row[0] if row else None
+
+    def set_language(self, user_id: int, language: str) -> None:
+        self._db.execute(
+            "INSERT INTO user_languages (user_id, language, updated_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (user_id) DO UPDATE SET language = excluded.language,"
+            " updated_at = excluded.updated_at",
+            (user_id, language, time.time()),
+        )
+
+    def add_reading_digits(self, prediction_id: int, digits: list[tuple[int, int, np.ndarray]]
+                           ) -> None:
+        """Keep each digit of a number reading, (line, digit, crop) in reading order."""
+        self._db.executemany(
+            "INSERT INTO prediction_digits (prediction_id, position, line, digit, crop)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [(prediction_id, position, line, digit, _crop_bytes(crop))
+             for position, (line, digit, crop) in enumerate(digits)],
+        )
+
+    def reading_digits(self, prediction_id: int) -> list[ReadingDigit]:
+        rows = self._db.execute(
+            "SELECT position, line, digit, crop FROM prediction_digits WHERE prediction_id = ?"
+            " ORDER BY position",
+            (prediction_id,),
+        ).fetchall()
+        return [ReadingDigit(*row) for row in rows]
+
+    def has_feedback(self, prediction_id: int) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM feedback WHERE prediction_id = ? LIMIT 1", (prediction_id,)
+        ).fetchone()
+        return row is not None
+
+    def add_number_feedback(self, prediction: Prediction, labels: list[int]) -> bool:
+        """Label every digit of a number reading (one feedback row per digit, one commit);
+        False if the reading already has feedback (its questions are then answered)."""
+        digits = self.reading_digits(prediction.id)
+        if len(labels) != len(digits) or not digits:
+            raise ValueError(f"{len(labels)} labels for a reading of {len(digits)} digits")
+        now = time.time()
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.executemany(
+                "INSERT INTO feedback (prediction_id, position, user_id, label, confirmed, crop,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(prediction.id, d.position, prediction.user_id, label, int(label == d.digit),
+                  d.crop, now) for d, label in zip(digits, labels, strict=True)],
+            )
+            self._db.execute("COMMIT")
+        except sqlite3.IntegrityError:  # UNIQUE(prediction_id, position): answered twice
+            self._db.execute("ROLLBACK")
+            return False
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return True
+
+    def add_correction_prompt(self, chat_id: int, message_id: int, user_id: int,
+                              prediction_id: int, expired_before: float) -> None:
+        """Remember the bot's question; questions older than `expired_before` are dropped."""
+        self._db.execute("DELETE FROM correction_prompts WHERE created_at < ?",
+                         (expired_before,))
+        self._db.execute(
+            "INSERT OR REPLACE INTO correction_prompts (chat_id, message_id, user_id,"
+            " prediction_id, created_at) VALUES (?, ?, ?, ?, ?)",
+            (chat_id, message_id, user_id, prediction_id, time.time()),
+        )
+
+    def correction_prompt(self, chat_id: int, message_id: int) -> CorrectionPrompt | None:
+        """The question that is bot message `message_id` in the chat."""
+        row = self._db.execute(
+            "SELECT chat_id, message_id, user_id, prediction_id, created_at"
+            " FROM correction_prompts WHERE chat_id = ? AND message_id = ?",
+            (chat_id, message_id),
+        ).fetchone()
+        return CorrectionPrompt(*row) if row else None
+
+    def latest_correction_prompt(self, user_id: int, chat_id: int, since: float
+                                 ) -> CorrectionPrompt | None:
+        """The user's newest question in the chat asked after `since` and not yet answered."""
+        row = self._db.execute(
+            "SELECT chat_id, message_id, user_id, prediction_id, created_at"
+            " FROM correction_prompts p WHERE user_id = ? AND chat_id = ? AND created_at >= ?"
+            " AND NOT EXISTS (SELECT 1 FROM feedback f WHERE f.prediction_id = p.prediction_id)"
+            " ORDER BY created_at DESC LIMIT 1",
+            (user_id, chat_id, since),
+        ).fetchone()
+        return CorrectionPrompt(*row) if row else None
 
     # --- model versions -----------------------------------------------------------------
 

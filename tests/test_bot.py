@@ -23,7 +23,7 @@ import psutil
 import pytest
 
 from bot import replies
-from bot.app import COMMANDS
+from bot.i18n import translator
 from tests.support import ADMIN_ID, ROOT, BotApiStandIn, BotProcess
 from tests.support.conversation import REPLY_S, ask, reading
 from tests.support.pictures import digit_photo
@@ -49,11 +49,12 @@ def bot(bot_factory: Callable[..., BotProcess]) -> BotProcess:
 
 def test_the_process_starts_registers_its_menu_and_answers(standin: BotApiStandIn,
                                                            bot: BotProcess) -> None:
-    assert standin.commands == [c.to_dict() for c in COMMANDS]
+    english = translator("en")
+    assert standin.commands == [c.to_dict() for c in replies.bot_commands(english)]
     reply = ask(standin, 101, lambda: standin.send_command(101, "start"))
-    assert reply.text == replies.HELP
+    assert reply.text == replies.help_text(english)
     admin = ask(standin, ADMIN_ID, lambda: standin.send_command(ADMIN_ID, "help"))
-    assert admin.text == replies.HELP + replies.ADMIN_HELP
+    assert admin.text == replies.help_text(english, admin=True)
 
 
 def test_missing_token_is_one_clear_line_and_exit_code_2(tmp_path: Path) -> None:
@@ -116,7 +117,8 @@ def test_an_error_carrying_the_request_url_is_logged_without_the_token(
     assert re.search(r"TooManyRedirects: .*/bot<token>/sendMessage", log), log[-3000:]
     again = time.monotonic()  # and it lives on (a "sorry" may come first: faults just ended)
     standin.send_command(501, "help")
-    standin.run(standin.wait_message(501, lambda c: c.text == replies.HELP, after=again,
+    help_text = replies.help_text(translator("en"))
+    standin.run(standin.wait_message(501, lambda c: c.text == help_text, after=again,
                                      timeout=REPLY_S))
 
 

@@ -22,7 +22,8 @@ import pytest
 from PIL import Image
 
 from bot import replies
-from bot.app import COMMANDS, BotApplication
+from bot.app import BotApplication
+from bot.i18n import translator
 from bot.models import ModelRegistry
 from bot.storage import Storage
 from model import RELEASE_DIR
@@ -39,6 +40,8 @@ from tests.support.pictures import (
 )
 
 pytestmark = pytest.mark.timeout(120)
+
+EN = translator("en")
 
 
 def db_rows(app: BotApplication, sql: str, *args: object) -> list[tuple[Any, ...]]:
@@ -59,14 +62,14 @@ async def photo_reply(api: BotApiStandIn, user: int, image: bytes) -> tuple[int,
 
 async def test_start_and_help_say_what_the_bot_does(api: BotApiStandIn,
                                                     app: BotApplication) -> None:
-    assert api.commands == [c.to_dict() for c in COMMANDS]  # the menu, set at start
+    assert api.commands == [c.to_dict() for c in replies.bot_commands(EN)]  # set at start
     for user, command in ((101, "start"), (102, "help")):
         mid = api.send_command(user, command)
         reply = await api.wait_reply(user, mid, timeout=REPLY_S)  # quoted: Defaults(do_quote)
-        assert reply.text == replies.HELP
+        assert reply.text == replies.help_text(EN)
     mid = api.send_command(ADMIN_ID, "help")
     admin = await api.wait_reply(ADMIN_ID, mid, timeout=REPLY_S)
-    assert admin.text == replies.HELP + replies.ADMIN_HELP
+    assert admin.text == replies.help_text(EN, admin=True)
 
 
 async def test_single_digits_are_read_with_feedback_buttons(api: BotApiStandIn,
@@ -95,7 +98,8 @@ async def test_a_number_comes_back_as_an_annotated_photo(api: BotApiStandIn,
     _, reply = await photo_reply(api, 120, number_photo())
     assert reply.method == "sendPhoto" and reading(reply) == NUMBER, reply
     assert reply.text.startswith(f"{NUMBER} · ") and "\ndigits: 2 " in reply.text
-    assert buttons(reply) == []  # feedback is for single digits
+    prediction = buttons(reply)[0].split(":")[1]  # a number: ✅ or ✏️ Correct
+    assert buttons(reply) == [f"nb:{prediction}:ok", f"nb:{prediction}:fix"]
     annotated = Image.open(io.BytesIO(reply.photo_bytes[0]))
     annotated.load()
     assert min(annotated.size) > 100
@@ -104,7 +108,7 @@ async def test_a_number_comes_back_as_an_annotated_photo(api: BotApiStandIn,
 async def test_blank_page_gets_the_no_digit_answer(api: BotApiStandIn,
                                                    app: BotApplication) -> None:
     _, reply = await photo_reply(api, 121, blank_photo())
-    assert reply.text == replies.NO_DIGIT and buttons(reply) == []
+    assert reply.text == replies.no_digit(EN) and buttons(reply) == []
     assert db_rows(app, "SELECT status, reading FROM predictions WHERE user_id = 121") == [
         ("no_digit", "")]
 
@@ -117,7 +121,7 @@ async def test_feedback_confirm_and_correct_are_stored_with_their_crop(
     confirm_data = buttons(first)[0]
     prediction = int(confirm_data.split(":")[1])
     answer = await press_async(api, user, first.result["message_id"], confirm_data)
-    assert answer == replies.feedback_mark(reading(first) or "", int(reading(first) or -1))
+    assert answer == replies.feedback_mark(EN, reading(first) or "", int(reading(first) or -1))
     assert answer == "✅ Confirmed — thank you!"
 
     wrong = (int(reading(second) or 0) + 1) % 10
@@ -212,7 +216,7 @@ BAD_INPUT = {  # what the user sends -> what the reply must say
     "plain text": (lambda api, u: api.send_text(u, "hello, what can you do?"),
                    replies.TEXT_ONLY),
     "unknown command": (lambda api, u: api.send_command(u, "frobnicate", "now"),
-                        replies.UNKNOWN_COMMAND.format(command="/frobnicate")),
+                        replies.unknown_command(EN, "/frobnicate")),
     "sticker": (lambda api, u: api.send_sticker(u), replies.TEXT_ONLY),
     "pdf": (lambda api, u: api.send_document(u, b"%PDF-1.4\n%\xe2\xe3\n1 0 obj\n", "scan.pdf",
                                              "application/pdf"), replies.PDF),
@@ -232,7 +236,8 @@ BAD_INPUT = {  # what the user sends -> what the reply must say
                         "That image is too large (400 megapixels)"),
     "3x3 image": (lambda api, u: api.send_document(u, tiny_png(), "tiny.png", "image/png"),
                   "That image is too small to contain a digit."),
-    "photo without a digit": (lambda api, u: api.send_photo(u, blank_photo()), replies.NO_DIGIT),
+    "photo without a digit": (lambda api, u: api.send_photo(u, blank_photo()),
+                              replies.no_digit(EN)),
 }
 
 
@@ -255,7 +260,8 @@ async def test_a_file_over_the_limit_is_refused_before_download(api: BotApiStand
     big = b"\x89PNG" + bytes(limit)
     mid = api.send_document(210, big, "scan.png", "image/png")
     reply = await api.wait_reply(210, mid, timeout=REPLY_S)
-    assert reply.text == replies.TOO_BIG.format(size=len(big) / 2**20, limit=limit / 2**20)
+    assert reply.text == replies.too_big(EN, len(big), limit)
+    assert reply.text.startswith("That file is too big for me (20.0 MB; up to 20 MB).")
     assert not api.calls_to("getFile")  # the size in the update was enough
 
 
@@ -272,7 +278,7 @@ async def test_a_flood_of_photos_is_read_one_by_one_without_starving_others(
     assert other_reply.time < flood_replies[-1].time  # not queued behind the flood
     notes = [c for c in api.messages_to(flooder) if c.reply_to is None]
     told_at = app.bot_data.services.settings.queue_notice_after  # once, when this many wait
-    assert [n.text for n in notes] == [replies.QUEUED.format(waiting=told_at)]
+    assert [n.text for n in notes] == [replies.queued(EN, told_at)]
     assert len({c.reply_to for c in flood_replies}) == len(sent)  # nothing lost
 
 

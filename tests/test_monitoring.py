@@ -23,11 +23,14 @@ import pytest
 
 from bot import replies
 from bot.app import BotApplication
+from bot.i18n import translator
 from tests.support import ROOT, BotApiStandIn
 from tests.support.conversation import REPLY_S, reading
 from tests.support.in_process import running_bot
 from tests.support.pictures import blank_photo, digit_photo
 from tests.support.web import free_port, healthz, scrape
+
+EN = translator("en")
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -67,14 +70,14 @@ async def test_metrics_count_photos_latency_errors_and_the_model(
         mid = api.send_photo(user, image)
         assert reading(await api.wait_reply(user, mid, timeout=REPLY_S)) == str(label)
     mid = api.send_photo(user, blank_photo())
-    assert (await api.wait_reply(user, mid, timeout=REPLY_S)).text == replies.NO_DIGIT
+    assert (await api.wait_reply(user, mid, timeout=REPLY_S)).text == replies.no_digit(EN)
     mid = api.send_document(user, b"\xff\xd8\xff\xe0" + bytes(300), "broken.jpg", "image/jpeg")
     await api.wait_reply(user, mid, timeout=REPLY_S)
     # Telegram faults the bot survives, each counted once by kind
     api.fail("sendMessage", status=502)
     api.fail("sendMessage", status=429, retry_after=1)
     mid = api.send_photo(user, blank_photo())
-    assert (await api.wait_reply(user, mid, timeout=REPLY_S)).text == replies.NO_DIGIT
+    assert (await api.wait_reply(user, mid, timeout=REPLY_S)).text == replies.no_digit(EN)
 
     after = await asyncio.to_thread(scrape, port)
 

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from bot import replies
+from bot.i18n import translator
 from bot.models import RELEASE_VERSION, ModelRegistry
 from bot.storage import Storage
 from model import RELEASE_DIR
@@ -30,6 +31,7 @@ from tests.support.pictures import digit_photo
 
 ADMIN = 900_001
 ADMIN_USERNAME = "boss"
+EN = translator("en")
 REFUSED = "Sorry, /{command} is only for the bot's admins."
 
 pytestmark = pytest.mark.timeout(180)
@@ -181,7 +183,7 @@ def test_429_on_send_is_retried_after_retry_after(api: BotApiStandIn, start_bot)
     attempts = [c for c in api.calls_to("sendMessage", ok_only=False) if c.chat_id == 501]
     assert [c.status for c in attempts] == [429, 200]
     assert attempts[1].time - attempts[0].time >= 1.0  # retry_after honoured
-    assert reply is attempts[1] and reply.text == replies.HELP
+    assert reply is attempts[1] and reply.text == replies.help_text(EN)
 
 
 def test_5xx_and_slow_getfile_are_survived(api: BotApiStandIn, start_bot) -> None:
@@ -229,7 +231,7 @@ def test_bot_api_gone_for_10s_then_back(api: BotApiStandIn, start_bot) -> None:
     for user, mid, label in asked:
         if label is None:  # the command
             reply = api.run(api.wait_reply(user, mid, timeout=40))
-            assert reply.text == replies.HELP
+            assert reply.text == replies.help_text(EN)
         else:
             reply = api.run(api.wait_reply(user, mid, timeout=40))
             assert reading(reply) == str(label)
@@ -351,7 +353,7 @@ def test_a_flood_of_100_photos_does_not_starve_others(api: BotApiStandIn, start_
     ahead = sum(a.time < reply.time for a in answers)
     assert ahead < 20, f"the other user waited behind {ahead} of the flood's answers"
     notes = [c for c in api.messages_to(flooder) if c.reply_to is None]
-    assert notes and all(n.text == replies.QUEUED.format(waiting=3) for n in notes), notes
+    assert notes and all(n.text == replies.queued(EN, 3) for n in notes), notes
     assert len(notes) <= 3, notes  # once per burst, not once per photo
 
 
@@ -424,10 +426,10 @@ def test_odd_text_and_junk_arguments_get_clear_answers(api: BotApiStandIn, start
     assert reading(api.run(api.wait_reply(user, mid, timeout=REPLY_S))) == str(label)
     for text, expected in (
         ("👋🏽 שלום עולם ‏123‏", replies.TEXT_ONLY), ("x" * 4096, replies.TEXT_ONLY),
-        ("\u200f\u202e\u0000", replies.TEXT_ONLY), ("/start junk ✨", replies.HELP),
+        ("\u200f\u202e\u0000", replies.TEXT_ONLY), ("/start junk ✨", replies.help_text(EN)),
         ("/stats extra args", "Model v1 · MNIST test accuracy "),
-        ("/help@digitbot_test_bot", replies.HELP),
-        ("/nosuchcommand 1 2 3", replies.UNKNOWN_COMMAND.format(command="/nosuchcommand")),
+        ("/help@digitbot_test_bot", replies.help_text(EN)),
+        ("/nosuchcommand 1 2 3", replies.unknown_command(EN, "/nosuchcommand")),
     ):
         answer = ask(api, user, lambda t=text: api.send_text(user, t))
         assert answer.text.startswith(expected), (text, answer.text)

@@ -15,7 +15,16 @@ import aiohttp
 import pytest
 from aiohttp import web
 from PIL import Image
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto
+from telegram import (
+    Bot,
+    BotCommand,
+    ForceReply,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputMediaPhoto,
+    MessageEntity,
+    ReplyParameters,
+)
 from telegram.error import (
     BadRequest,
     Conflict,
@@ -235,6 +244,56 @@ async def test_photo_document_sticker_and_callback_updates(api: BotApiStandIn, b
     assert query_id in api.answered_callbacks
     with pytest.raises(BadRequest, match="(?i)query is too old"):
         await bot.answer_callback_query(query_id)
+
+
+async def test_groups_mentions_replies_and_other_bots(api: BotApiStandIn, bot: Bot) -> None:
+    """Users in a supergroup, a caption that mentions the bot, a reply to the bot's message,
+    another bot as a member, languages, and a ForceReply answered by reply."""
+    group, other_bot = -1001234567890, 777
+    api.add_group(group, "Digits club")
+    api.add_user(USER, language_code="de-CH")
+    api.add_user(other_bot, username="other_bot", is_bot=True, language_code=None)
+    api.send_photo(USER, jpeg(), caption="hi @digitbot_test_bot, and @someone",
+                   chat_id=group)
+    asked = await bot.send_message(group, "Which number?", reply_markup=ForceReply(
+        selective=True, input_field_placeholder="2026"))
+    api.send_text(USER, "/stats@digitbot_test_bot now", chat_id=group)
+    api.send_text(USER, "2028", chat_id=group, reply_to=asked.message_id)
+    api.send_photo(other_bot, jpeg(), chat_id=group)
+    with pytest.raises(ValueError, match="no message 999"):
+        api.send_text(USER, "to nothing", chat_id=group, reply_to=999)
+    photo, command, answer, from_bot = await bot.get_updates(timeout=0)
+    message = photo.message
+    assert message and message.chat.type == "supergroup" and message.chat.title == "Digits club"
+    assert message.from_user and message.from_user.language_code == "de-CH"
+    mentions = message.parse_caption_entities([MessageEntity.MENTION])
+    assert sorted(mentions.values()) == ["@digitbot_test_bot", "@someone"]
+    assert command.message and command.message.parse_entities() == {
+        command.message.entities[0]: "/stats@digitbot_test_bot"}
+    replied = answer.message and answer.message.reply_to_message
+    assert replied and replied.message_id == asked.message_id and replied.text == "Which number?"
+    assert from_bot.message and from_bot.message.from_user
+    assert from_bot.message.from_user.is_bot and from_bot.message.from_user.language_code is None
+    assert asked.message_id < answer.message.message_id  # one sequence per chat
+    with pytest.raises(BadRequest, match="reply keyboard markup"):  # placeholder > 64
+        await bot.send_message(group, "x", reply_markup=ForceReply(
+            input_field_placeholder="9" * 65))
+    quoted = await bot.send_message(group, "ok", reply_parameters=ReplyParameters(
+        answer.message.message_id))
+    assert quoted.reply_to_message and quoted.reply_to_message.text == "2028"
+
+
+async def test_a_command_menu_per_language(api: BotApiStandIn, bot: Bot) -> None:
+    await bot.set_my_commands([BotCommand("start", "What I do")])
+    await bot.set_my_commands([BotCommand("start", "Was ich kann")], language_code="de")
+    assert [c.description for c in await bot.get_my_commands()] == ["What I do"]
+    assert [c.description for c in await bot.get_my_commands(language_code="de")] == [
+        "Was ich kann"]
+    assert await bot.get_my_commands(language_code="ru") == ()
+    with pytest.raises(BadRequest, match="(?i)invalid language code"):
+        await bot.set_my_commands([BotCommand("start", "x")], language_code="deu")
+    assert await bot.delete_my_commands(language_code="de")
+    assert api.commands_by_language == {"": api.commands} and api.commands
 
 
 async def test_faults_429_500_delay_and_outage(api: BotApiStandIn, bot: Bot) -> None:

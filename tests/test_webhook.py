@@ -19,10 +19,13 @@ from pathlib import Path
 import pytest
 
 from bot import replies
+from bot.i18n import translator
 from tests.support import BotApiStandIn, BotProcess
 from tests.support.conversation import REPLY_S, ask, reading
 from tests.support.pictures import blank_photo, digit_photo
 from tests.support.web import free_port, healthz, http, scrape
+
+EN = translator("en")
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -72,13 +75,13 @@ def check_registration(api: BotApiStandIn) -> None:
 
 def check_answers(api: BotApiStandIn) -> None:
     user = 601
-    assert ask(api, user, lambda: api.send_command(user, "help")).text == replies.HELP
+    assert ask(api, user, lambda: api.send_command(user, "help")).text == replies.help_text(EN)
     for index in range(2):
         image, label = digit_photo(index)
         mid = api.send_photo(user, image)
         assert reading(api.run(api.wait_reply(user, mid, timeout=REPLY_S))) == str(label)
     mid = api.send_photo(user, blank_photo())
-    assert api.run(api.wait_reply(user, mid, timeout=REPLY_S)).text == replies.NO_DIGIT
+    assert api.run(api.wait_reply(user, mid, timeout=REPLY_S)).text == replies.no_digit(EN)
     deliveries = api.webhook_deliveries
     assert len(deliveries) == 4 and all(d.status == 200 for d in deliveries)
     assert api.pending_updates == 0

@@ -28,7 +28,8 @@ Modules
                   ``press_async`` (async tests), ``reading(call)``, ``buttons(call)``,
                   ``REPLY_S``.
 ``pictures.py``   ``digit_photo(i)`` (a sample digit the release model reads right, on paper,
-                  and its label), ``number_photo("2026")``, ``blank_photo()``, ``huge_png()``,
+                  and its label), ``number_photo("2026")``, ``lines_photo(("12", "345"))``
+                  (numbers on lines one under the other), ``blank_photo()``, ``huge_png()``,
                   ``tiny_png()``. Realistic phone photos: ``model.photos``.
 ``web.py``        plain HTTP to the bot's own server: ``free_port()``, ``http(...)``,
                   ``healthz(port)``, ``scrape(port)`` (/metrics, parsed); sync, so async tests
@@ -69,13 +70,18 @@ Compare replies with the texts in bot/replies.py, not "any text". Wait for event
 ``BotProcess.wait_log``), never for fixed times.
 
 Users (private chats: chat id == user id): ``add_user(id, first_name=, username=,
-language_code=)``; ``send_text``, ``send_command(user, "retrain", "3")``,
+language_code=, is_bot=)``; ``send_text``, ``send_command(user, "retrain", "3")``,
 ``send_photo(user, bytes, caption=)``, ``send_document(user, bytes, name, mime)``,
 ``send_sticker``, ``press(user, message_id, data, chat_id=)`` -> callback query id.
+Groups: ``add_group(-100123, "title", kind="supergroup")``; the send helpers take
+``chat_id=`` (a group: any user may send there) and ``reply_to=`` (a message id of that chat:
+the update carries ``reply_to_message``); texts and captions get Telegram's ``bot_command``
+and ``mention`` entities (``"@digitbot_test_bot look"``).
 Recording: ``calls`` (``Call``: method, params, files, time, status, result, fault; ``ok``,
 ``chat_id``, ``text``, ``reply_to``, ``photo_bytes``), ``calls_to(*methods)``,
 ``messages_to(chat)``, ``replies_to(chat, mid)``, ``answered_callbacks``, ``bot_messages``,
-``commands``, ``unknown_methods``, ``pending_updates``, ``max_rate``, ``rate``.
+``commands`` (the menu for everyone), ``commands_by_language`` ("de": the German menu),
+``unknown_methods``, ``pending_updates``, ``max_rate``, ``rate``.
 
 Adding a Bot API method to the stand-in
 ---------------------------------------

@@ -51,12 +51,38 @@ def digit_photo(index: int) -> tuple[bytes, int]:
     return on_paper([x[i]]), int(y[i])
 
 
-def number_photo(text: str = NUMBER) -> bytes:
-    """A number written with readable sample digits (each digit from a different writer)."""
+def _number_crops(text: str, skip: str = "") -> list[np.ndarray]:
+    """Readable sample digits writing `text`, each one a different writer's (none of those
+    already used for `skip`)."""
     x, y = mnist_test_split()
     readable = np.array(readable_digits())
-    pick = [readable[y[readable] == int(ch)][text[:k].count(ch)] for k, ch in enumerate(text)]
-    return on_paper([x[i] for i in pick])
+    pick = [readable[y[readable] == int(ch)][(skip + text[:k]).count(ch)]
+            for k, ch in enumerate(text)]
+    return [x[i] for i in pick]
+
+
+def number_photo(text: str = NUMBER) -> bytes:
+    """A number written with readable sample digits (each digit from a different writer)."""
+    return on_paper(_number_crops(text))
+
+
+def lines_photo(lines: tuple[str, ...] = ("12", "345"), side: int = 120) -> bytes:
+    """Numbers written on lines one under the other, left-aligned, a digit's height apart."""
+    rows, written = [], ""
+    for text in lines:
+        crops = _number_crops(text, skip=written)
+        written += text
+        ink = [255 - np.asarray(Image.fromarray(c).resize((side, side), Image.BICUBIC))
+               for c in crops]
+        rows.append(np.concatenate(ink, axis=1))
+    width = max(row.shape[1] for row in rows)
+    page = np.full((side * (2 * len(rows) + 1), width + 2 * side), 255, np.uint8)
+    for k, row in enumerate(rows):
+        top = side * (2 * k + 1)
+        page[top : top + side, side : side + row.shape[1]] = row
+    out = io.BytesIO()
+    Image.fromarray(page).convert("RGB").save(out, "JPEG", quality=90)
+    return out.getvalue()
 
 
 def blank_photo() -> bytes:

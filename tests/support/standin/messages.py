@@ -98,7 +98,8 @@ class MessagesMixin(UsersMixin, StandInCore):
 
     def _init_messages(self, strict_chats: bool) -> None:
         self.strict_chats = strict_chats  # sending to a chat never seen -> "chat not found"
-        self.commands: list[dict[str, Any]] = []
+        self.commands: list[dict[str, Any]] = []  # the menu for every language
+        self.commands_by_language: dict[str, list[dict[str, Any]]] = {}  # "" = every language
         self.answered_callbacks: dict[str, Call] = {}
 
     # ----------------------------------------------------------------- test side
@@ -154,14 +155,22 @@ class MessagesMixin(UsersMixin, StandInCore):
             raise ApiError(400, "Bad Request: chat_id is empty")
         if not isinstance(chat_id, int):
             raise ApiError(400, "Bad Request: chat not found")
-        if self.strict_chats and chat_id not in self.users:
+        if self.strict_chats and chat_id not in self.users and chat_id not in self.groups:
             raise ApiError(400, "Bad Request: chat not found")
         return chat_id
 
     @staticmethod
     def _check_markup_keyboard(params: dict[str, Any]) -> dict[str, Any] | None:
+        """Telegram's checks on reply_markup; the inline keyboard (what a Message carries)."""
         markup = params.get("reply_markup")
         if not isinstance(markup, dict):
+            return None
+        if "force_reply" in markup:
+            placeholder = markup.get("input_field_placeholder")
+            if markup["force_reply"] is not True or (
+                placeholder is not None and not 1 <= len(str(placeholder)) <= 64
+            ) or not isinstance(markup.get("selective", False), bool):
+                raise ApiError(400, "Bad Request: can't parse reply keyboard markup JSON object")
             return None
         for row in markup.get("inline_keyboard", []):
             for button in row:
@@ -334,6 +343,18 @@ class MessagesMixin(UsersMixin, StandInCore):
         return True
 
     # ----------------------------------------------------------------- Bot API: command menu
+    # One menu per language_code (a two-letter ISO 639-1 code; "" for everyone else), for
+    # the default scope (the stand-in has no other scopes).
+    @staticmethod
+    def _menu_language(params: dict[str, Any]) -> str:
+        code = str(params.get("language_code") or "")
+        if code and not re.fullmatch(r"[a-z]{2}", code):
+            raise ApiError(400, "Bad Request: invalid language code specified")
+        scope = params.get("scope")
+        if scope is not None and (not isinstance(scope, dict) or scope.get("type") != "default"):
+            raise ApiError(400, "Bad Request: the stand-in serves the default scope only")
+        return code
+
     @bot_method("setMyCommands", "commands")
     async def _set_my_commands(self, params: dict[str, Any], files: dict[str, Upload]) -> Any:
         commands = params["commands"]
@@ -341,15 +362,21 @@ class MessagesMixin(UsersMixin, StandInCore):
                 isinstance(c, dict) and re.fullmatch(r"[a-z0-9_]{1,32}", str(c.get("command")))
                 and 1 <= len(str(c.get("description", ""))) <= 256 for c in commands):
             raise ApiError(400, "Bad Request: BOT_COMMAND_INVALID")
-        self.commands = commands
+        language = self._menu_language(params)
+        self.commands_by_language[language] = commands
+        if not language:
+            self.commands = commands
         return True
 
     @bot_method("getMyCommands")
     async def _get_my_commands(self, params: dict[str, Any], files: dict[str, Upload]) -> Any:
-        return self.commands
+        return self.commands_by_language.get(self._menu_language(params), [])
 
     @bot_method("deleteMyCommands")
     async def _delete_my_commands(self, params: dict[str, Any],
                                   files: dict[str, Upload]) -> Any:
-        self.commands = []
+        language = self._menu_language(params)
+        self.commands_by_language.pop(language, None)
+        if not language:
+            self.commands = []
         return True

@@ -1,6 +1,6 @@
 """Users and updates: the people the stand-in plays (their messages, photos, files, button
-presses become updates) and how the bot receives them by long polling (getMe, getUpdates);
-webhook.py delivers them instead while a webhook is set."""
+presses become updates, in their private chats or in groups) and how the bot receives them by
+long polling (getMe, getUpdates); webhook.py delivers them instead while a webhook is set."""
 
 from __future__ import annotations
 
@@ -12,10 +12,34 @@ from typing import Any
 from tests.support.standin.core import ApiError, Call, StandInCore, Upload, bot_method
 from tests.support.standin.files import FilesMixin
 
+# What Telegram's clients turn into entities: a leading /command, @username mentions.
+COMMAND_RE = re.compile(r"/[A-Za-z0-9_]+(@[A-Za-z0-9_]+)?")
+MENTION_RE = re.compile(r"(?<![A-Za-z0-9_])@[A-Za-z][A-Za-z0-9_]{3,31}")
+
+
+def _utf16(text: str) -> int:
+    """Telegram counts entity offsets and lengths in UTF-16 code units."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def entities(text: str) -> list[dict[str, Any]]:
+    """The bot_command and mention entities Telegram attaches to a text or caption."""
+    found = []
+    match = COMMAND_RE.match(text)
+    if match:
+        found.append({"type": "bot_command", "offset": 0, "length": _utf16(match.group(0))})
+    for mention in MENTION_RE.finditer(text):
+        if match and mention.start() < match.end():
+            continue  # the @bot of /command@bot
+        found.append({"type": "mention", "offset": _utf16(text[:mention.start()]),
+                      "length": _utf16(mention.group(0))})
+    return found
+
 
 class UsersMixin(FilesMixin, StandInCore):
-    """``add_user``, ``send_text`` / ``send_command`` / ``send_photo`` / ``send_document`` /
-    ``send_sticker`` / ``press``, ``pending_updates``, ``wait_polling``."""
+    """``add_user``, ``add_group``, ``send_text`` / ``send_command`` / ``send_photo`` /
+    ``send_document`` / ``send_sticker`` (``chat_id=`` a group, ``reply_to=`` a message id) /
+    ``press``, ``pending_updates``, ``wait_polling``."""
 
     def _init_users(self, bot_username: str) -> None:
         self.bot_user: dict[str, Any] = {
@@ -24,6 +48,7 @@ class UsersMixin(FilesMixin, StandInCore):
             "can_read_all_group_messages": False, "supports_inline_queries": False,
         }
         self.users: dict[int, dict[str, Any]] = {}
+        self.groups: dict[int, dict[str, Any]] = {}  # group and supergroup chats
         self.user_messages: dict[tuple[int, int], dict[str, Any]] = {}
         self.bot_messages: dict[tuple[int, int], dict[str, Any]] = {}
         self._updates: list[dict[str, Any]] = []
@@ -35,11 +60,14 @@ class UsersMixin(FilesMixin, StandInCore):
 
     # ----------------------------------------------------------------- people and chats
     def add_user(self, user_id: int, first_name: str | None = None, username: str | None = None,
-                 last_name: str | None = None, language_code: str = "en") -> dict[str, Any]:
-        """Register (or update) a user; helpers auto-register unknown ids."""
-        user: dict[str, Any] = {"id": user_id, "is_bot": False,
-                                "first_name": first_name or f"User{user_id}",
-                                "language_code": language_code}
+                 last_name: str | None = None, language_code: str | None = "en",
+                 is_bot: bool = False) -> dict[str, Any]:
+        """Register (or update) a user (``is_bot``: another bot); helpers auto-register
+        unknown ids. ``language_code`` None: the client didn't say (Telegram omits it)."""
+        user: dict[str, Any] = {"id": user_id, "is_bot": is_bot,
+                                "first_name": first_name or f"User{user_id}"}
+        if language_code is not None:
+            user["language_code"] = language_code
         if username:
             user["username"] = username
         if last_name:
@@ -48,10 +76,23 @@ class UsersMixin(FilesMixin, StandInCore):
             self.users[user_id] = user
         return user
 
+    def add_group(self, chat_id: int, title: str | None = None,
+                  kind: str = "supergroup") -> dict[str, Any]:
+        """Register a group chat (``kind`` "group" or "supergroup"; ids are negative, a
+        supergroup's -100…) whose members are any users who send to it."""
+        if chat_id >= 0 or kind not in ("group", "supergroup"):
+            raise ValueError("a group has a negative id and is a group or a supergroup")
+        chat = {"id": chat_id, "type": kind, "title": title or f"Group {chat_id}"}
+        with self._lock:
+            self.groups[chat_id] = chat
+        return chat
+
     def _user(self, user_id: int) -> dict[str, Any]:
         return self.users.get(user_id) or self.add_user(user_id)
 
     def _chat(self, chat_id: int) -> dict[str, Any]:
+        if chat_id in self.groups:
+            return dict(self.groups[chat_id])
         user = self.users.get(chat_id)
         chat: dict[str, Any] = {"id": chat_id, "type": "private" if chat_id > 0 else "group"}
         if user:
@@ -78,44 +119,64 @@ class UsersMixin(FilesMixin, StandInCore):
         self._updates_queued()
         return update_id
 
-    def _user_message(self, user_id: int, **fields: Any) -> int:
+    def _user_message(self, user_id: int, chat_id: int | None = None,
+                      reply_to: int | None = None, **fields: Any) -> int:
+        """Queue a message from the user into their private chat or ``chat_id`` (a group),
+        replying to message ``reply_to`` of that chat."""
         user = self._user(user_id)
-        mid = self._message_id(user_id)
-        message = {"message_id": mid, "date": int(time.time()), "chat": self._chat(user_id),
+        chat_id = user_id if chat_id is None else chat_id
+        if chat_id < 0 and chat_id not in self.groups:
+            self.add_group(chat_id)
+        mid = self._message_id(chat_id)
+        message = {"message_id": mid, "date": int(time.time()), "chat": self._chat(chat_id),
                    "from": user, **fields}
+        if reply_to is not None:
+            replied = self.user_messages.get((chat_id, reply_to)) or self.bot_messages.get(
+                (chat_id, reply_to))
+            if replied is None:
+                raise ValueError(f"no message {reply_to} in chat {chat_id} to reply to")
+            message["reply_to_message"] = {k: v for k, v in replied.items()
+                                           if k != "reply_to_message"}
         with self._lock:
-            self.user_messages[(user_id, mid)] = message
+            self.user_messages[(chat_id, mid)] = message
         self._queue("message", message)
         return mid
 
-    def send_text(self, user_id: int, text: str) -> int:
-        """A text message from the user; a leading /command gets its bot_command entity."""
+    def send_text(self, user_id: int, text: str, *, chat_id: int | None = None,
+                  reply_to: int | None = None) -> int:
+        """A text message from the user; a leading /command and @mentions get entities."""
         fields: dict[str, Any] = {"text": text}
-        match = re.match(r"/[A-Za-z0-9_]+(@[A-Za-z0-9_]+)?", text)
-        if match:
-            fields["entities"] = [{"type": "bot_command", "offset": 0,
-                                   "length": len(match.group(0).encode("utf-16-le")) // 2}]
-        return self._user_message(user_id, **fields)
+        if found := entities(text):
+            fields["entities"] = found
+        return self._user_message(user_id, chat_id, reply_to, **fields)
 
-    def send_command(self, user_id: int, command: str, args: str = "") -> int:
+    def send_command(self, user_id: int, command: str, args: str = "", *,
+                     chat_id: int | None = None) -> int:
         """``/command args`` from the user (command given with or without the slash)."""
         text = "/" + command.lstrip("/") + (f" {args}" if args else "")
-        return self.send_text(user_id, text)
+        return self.send_text(user_id, text, chat_id=chat_id)
 
     def send_photo(self, user_id: int, image: bytes, caption: str | None = None, *,
                    width: int | None = None, height: int | None = None,
-                   media_group_id: str | None = None) -> int:
-        """A photo from the user (Telegram's PhotoSize list); returns the message id."""
+                   media_group_id: str | None = None, chat_id: int | None = None,
+                   reply_to: int | None = None, via_bot: int | None = None) -> int:
+        """A photo from the user (Telegram's PhotoSize list); returns the message id.
+        ``via_bot``: sent through that inline bot (a registered user with is_bot)."""
         fields: dict[str, Any] = {"photo": self._photo_sizes(image, width, height)}
+        if via_bot is not None:
+            fields["via_bot"] = self._user(via_bot)
         if caption is not None:
             fields["caption"] = caption
+            if found := entities(caption):
+                fields["caption_entities"] = found
         if media_group_id:
             fields["media_group_id"] = media_group_id
-        return self._user_message(user_id, **fields)
+        return self._user_message(user_id, chat_id, reply_to, **fields)
 
     def send_document(self, user_id: int, data: bytes, file_name: str = "file.bin",
                       mime_type: str | None = "application/octet-stream",
-                      caption: str | None = None) -> int:
+                      caption: str | None = None, *, chat_id: int | None = None,
+                      reply_to: int | None = None) -> int:
         """A file sent as a document (any bytes, name and mime type)."""
         suffix = "." + file_name.rsplit(".", 1)[-1] if "." in file_name else ""
         file_id = self.register_file(data, kind="documents", suffix=suffix)
@@ -127,16 +188,18 @@ class UsersMixin(FilesMixin, StandInCore):
         fields: dict[str, Any] = {"document": document}
         if caption is not None:
             fields["caption"] = caption
-        return self._user_message(user_id, **fields)
+            if found := entities(caption):
+                fields["caption_entities"] = found
+        return self._user_message(user_id, chat_id, reply_to, **fields)
 
-    def send_sticker(self, user_id: int, emoji: str = "👍") -> int:
+    def send_sticker(self, user_id: int, emoji: str = "👍", *, chat_id: int | None = None) -> int:
         """A regular (static webp) sticker."""
         file_id = self.register_file(b"RIFF\x00\x00\x00\x00WEBPVP8 ", kind="stickers",
                                      suffix=".webp")
         sticker = {"file_id": file_id, "file_unique_id": self._files[file_id].file_unique_id,
                    "type": "regular", "width": 512, "height": 512, "is_animated": False,
                    "is_video": False, "emoji": emoji, "file_size": 14}
-        return self._user_message(user_id, sticker=sticker)
+        return self._user_message(user_id, chat_id, sticker=sticker)
 
     def press(self, user_id: int, message_id: int, data: str, *,
               chat_id: int | None = None) -> str:
