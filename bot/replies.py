@@ -117,20 +117,14 @@ def queued(tr: Translator, waiting: int) -> str:
 
 # --- the recognizer's errors ------------------------------------------------------------------
 
-# model/ words its errors in English for the person who sent the file; each one has a key here
-# and the bot says it in the user's language.
+# model/ words its errors in English for the person who sent the file, with a code (Result.
+# error_code) that the bot says in the user's language.
 IMAGE_ERRORS = {
     "not_an_image": N_("That file isn't an image I can read."),
     "damaged": N_("That image file is damaged or incomplete, so I can't read it."),
     "too_small": N_("That image is too small to contain a digit."),
     "too_large": N_("That image is too large{size}; please send a photo under {limit} megapixels."),
     "failed": N_("I couldn't process that image, sorry."),
-}
-_MODEL_ERRORS = {
-    preprocess.NOT_AN_IMAGE: "not_an_image",
-    preprocess.DAMAGED: "damaged",
-    preprocess.TOO_SMALL: "too_small",
-    "I couldn't process that image, sorry.": "failed",  # model/recognize.py
 }
 # TOO_LARGE carries a detail: " (400 megapixels)" from Pillow's count, or " (20000×20000)"
 _TOO_LARGE = re.compile(re.escape(preprocess.TOO_LARGE).replace(re.escape("{size}"), "(.*)"))
@@ -139,14 +133,8 @@ _SIDES = re.compile(r" \([0-9]+×[0-9]+\)")
 
 
 def image_error_key(result: Result) -> str | None:
-    """The key of a recognizer error: its `error_code` when model/ gives one, else its text."""
-    code = getattr(result, "error_code", None)
-    if isinstance(code, str) and code in IMAGE_ERRORS:
-        return code
-    text = result.error or ""
-    if text in _MODEL_ERRORS:
-        return _MODEL_ERRORS[text]
-    return "too_large" if _TOO_LARGE.fullmatch(text) else None
+    """The key of a recognizer error (its error_code), or None for one the bot doesn't know."""
+    return result.error_code if result.error_code in IMAGE_ERRORS else None
 
 
 def image_error(tr: Translator, result: Result) -> str:

@@ -113,7 +113,12 @@ Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive ends)
 
 
 class ImageError(ValueError):
-    """The bytes are not a usable photo; str(error) is a message for the user."""
+    """The bytes are not a usable photo; str(error) is a message for the user, `code` says
+    which: not_an_image | damaged | too_small | too_large (for translations)."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass
@@ -159,21 +164,21 @@ def decode(data: bytes, side: int = WORK_SIDE, mode: str = "RGB") -> Decoded:
     checks happen on the header, before any pixel is decoded.
     """
     if not data:
-        raise ImageError(NOT_AN_IMAGE)
+        raise ImageError(NOT_AN_IMAGE, "not_an_image")
     try:
         im = Image.open(io.BytesIO(data), formats=FORMATS)
     except Image.DecompressionBombError as exc:  # Pillow's own limit, far above ours
         pixels = re.search(r"\((\d+) pixels\)", str(exc))
         size = f" ({int(pixels.group(1)) / 1e6:.0f} megapixels)" if pixels else ""
-        raise ImageError(TOO_LARGE.format(size=size)) from exc
+        raise ImageError(TOO_LARGE.format(size=size), "too_large") from exc
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise ImageError(NOT_AN_IMAGE) from exc
+        raise ImageError(NOT_AN_IMAGE, "not_an_image") from exc
     with im:
         width, height = im.size
         if width * height > MAX_PIXELS or max(width, height) > MAX_SIDE:
-            raise ImageError(TOO_LARGE.format(size=f" ({width}×{height})"))
+            raise ImageError(TOO_LARGE.format(size=f" ({width}×{height})"), "too_large")
         if max(width, height) < MIN_SIDE or min(width, height) < MIN_THIN_SIDE:
-            raise ImageError(TOO_SMALL)
+            raise ImageError(TOO_SMALL, "too_small")
         try:
             orientation = im.getexif().get(0x0112, 1) if im.format in ("JPEG", "MPO") else 1
         except Exception:  # a broken EXIF block should not cost the photo
@@ -192,7 +197,7 @@ def decode(data: bytes, side: int = WORK_SIDE, mode: str = "RGB") -> Decoded:
             im.load()
             im = _convert(im, mode)
         except (OSError, ValueError, SyntaxError, EOFError) as exc:
-            raise ImageError(DAMAGED) from exc
+            raise ImageError(DAMAGED, "damaged") from exc
     if transpose is not None:
         im = im.transpose(transpose)
     pixels = np.asarray(im)

@@ -63,6 +63,8 @@ class Result:
     text: str = ""  # the digits of each line, lines joined by "\n"
     digits: list[Digit] = field(default_factory=list)
     error: str | None = None
+    # which error: not_an_image | damaged | too_small | too_large | failed (a bug, logged)
+    error_code: str | None = None
     seconds: float = 0.0
 
     @property
@@ -160,11 +162,12 @@ class Recognizer:
             probs = iter(self.classify(np.stack(crops)) if crops else [])
             readings = [read_line(line, [next(probs) for _ in line.groups]) for line in lines]
         except ImageError as exc:
-            return Result("error", error=str(exc), seconds=time.perf_counter() - start)
+            return Result("error", error=str(exc), error_code=exc.code,
+                          seconds=time.perf_counter() - start)
         except Exception:  # a pathological image (or a bug) must not take the caller down
             log.exception("recognize failed on a %d-byte image", len(image_bytes))
             return Result("error", error="I couldn't process that image, sorry.",
-                          seconds=time.perf_counter() - start)
+                          error_code="failed", seconds=time.perf_counter() - start)
         readings = [r for r in readings if r]
         digits = [replace_line(d, k) for k, r in enumerate(readings) for d in r]
         text = "\n".join("".join(str(d.digit) for d in r) for r in readings)

@@ -19,7 +19,7 @@ from babel.messages.pofile import read_po
 from bot import i18n, replies
 from bot.app import BotApplication
 from model import preprocess
-from model.recognize import Result
+from model.recognize import Recognizer, Result
 from tests.support import ROOT, BotApiStandIn, BotProcess
 from tests.support.conversation import REPLY_S, ask, ask_async, buttons, press, press_async, reading
 from tests.support.pictures import blank_photo, digit_photo, huge_png, number_photo, tiny_png
@@ -129,37 +129,37 @@ def test_the_language_and_the_number_formats(chosen: str | None, code: str | Non
 
 
 def test_every_recognizer_error_is_said_in_the_users_language() -> None:
-    """model/ words its errors in English; each one the bot can meet has a translated text
-    (a new or changed one in model/preprocess.py fails here until it has)."""
+    """model/ words its errors in English with a code; each code the recognizer gives has a
+    translated text (a new code in model/ fails here until it has one)."""
     de = i18n.translator("de")
     cases = {
-        preprocess.NOT_AN_IMAGE: "Diese Datei ist kein Bild, das ich lesen kann.",
-        preprocess.DAMAGED: "Die Bilddatei ist beschädigt oder unvollständig, deshalb kann ich "
-                            "sie nicht lesen.",
-        preprocess.TOO_SMALL: "Das Bild ist zu klein für eine Ziffer.",
-        preprocess.TOO_LARGE.format(size=" (400 megapixels)"):
+        ("not_an_image", preprocess.NOT_AN_IMAGE):
+            "Diese Datei ist kein Bild, das ich lesen kann.",
+        ("damaged", preprocess.DAMAGED):
+            "Die Bilddatei ist beschädigt oder unvollständig, deshalb kann ich sie nicht lesen.",
+        ("too_small", preprocess.TOO_SMALL): "Das Bild ist zu klein für eine Ziffer.",
+        ("too_large", preprocess.TOO_LARGE.format(size=" (400 megapixels)")):
             "Das Bild ist zu groß (400 Megapixel); schick bitte ein Foto unter 40 Megapixel.",
-        preprocess.TOO_LARGE.format(size=" (30000×20)"):
+        ("too_large", preprocess.TOO_LARGE.format(size=" (30000×20)")):
             "Das Bild ist zu groß (30000×20); schick bitte ein Foto unter 40 Megapixel.",
-        preprocess.TOO_LARGE.format(size=""):
+        ("too_large", preprocess.TOO_LARGE.format(size="")):
             "Das Bild ist zu groß; schick bitte ein Foto unter 40 Megapixel.",
-        "I couldn't process that image, sorry.": "Dieses Bild konnte ich leider nicht "
-                                                  "verarbeiten.",
+        ("failed", "I couldn't process that image, sorry."):
+            "Dieses Bild konnte ich leider nicht verarbeiten.",
     }
-    for english, german in cases.items():
-        result = Result("error", error=english)
+    for (code, english), german in cases.items():
+        result = Result("error", error=english, error_code=code)
         assert replies.image_error(de, result) == german
         assert replies.image_error(i18n.translator("en"), result) == english  # as model/ says
-    # a code from model/ wins over the text; an unknown text gets the general answer
-    coded = Result("error", error="anything")
-    coded.error_code = "too_small"  # type: ignore[attr-defined]
-    assert replies.image_error(de, coded) == "Das Bild ist zu klein für eine Ziffer."
-    unknown = Result("error", error="Something new in model/.")
+    # the codes the recognizer really gives, from real files
+    rec = Recognizer()
+    assert rec.recognize(b"no image").error_code == "not_an_image"
+    assert rec.recognize(tiny_png()).error_code == "too_small"
+    assert rec.recognize(huge_png()).error_code == "too_large"
+    # an unknown code gets the general answer
+    unknown = Result("error", error="Something new in model/.", error_code="new")
     assert replies.image_error(de, unknown) == de(replies.UNREADABLE)
     assert replies.image_error(i18n.translator("en"), unknown) == "Something new in model/."
-
-
-# --- speakers of each language, in process -----------------------------------------------
 
 
 @pytest.mark.parametrize("language", OTHERS)
