@@ -27,18 +27,16 @@ import cv2
 import numpy as np
 
 from model.data import Cells, DataError, load_kensanata, load_mnist
-from model.photos import KINDS, TRAIN_WORDS, Digits, Truth, make_photo, scan_glyph
+from model.photos import KINDS, TRAIN_WORDS, Digits, Truth, make_photo, scan_ink
 from model.preprocess import ImageError, mnist_crop, segment
 
 MARK, PART = 10, 11
 CLASSES = 12
-# Labels from boxes: a crop is a digit when it covers DIGIT_COVER of the digit's box both ways,
-# overlaps it DIGIT_IOU (not much more than the digit) and holds no more than OTHER_COVER of any
-# other digit; MARK when it holds no more than MARK_COVER of any digit; PART otherwise. (A
-# slice of a 0 keeps most of its height but not of its width: PART.)
-DIGIT_COVER, DIGIT_IOU, OTHER_COVER, MARK_COVER = 0.85, 0.6, 0.25, 0.1
-# Photos cut by the segmenter, per kind (numbers and amounts are rich in touching digits: they
-# teach where to split); the share of digits drawn from each pool.
+# Labels from ink: a crop is digit k when it holds DIGIT_SHARE of digit k's ink (as the
+# segmenter sees it) and digit k is PURITY of the crop's ink (a rule's remnant or a
+# neighbour's tail beside it makes a PART: the line's reading passes them over on their own);
+# MARK when at most MARK_SHARE of its ink belongs to any digit; PART otherwise.
+DIGIT_SHARE, PURITY, MARK_SHARE = 0.85, 0.8, 0.1
 PHOTOS = {"digit": 1500, "number": 1500, "lines": 400, "amount": 1200, "crop": 600,
           "blank": 800, "nondigit": 1400, "other": 800}
 HAIRLINE = 0.2  # of the photos written with a fine ballpoint
@@ -53,25 +51,16 @@ NONDIGIT_LETTERS = "ACEFHKMNPRUWXYcefkmpwx#@&%+=*"
 CACHE = Path(os.environ.get("DIGITBOT_CACHE", Path.home() / ".cache" / "digitbot"))
 
 
-def label_crop(box: tuple[int, int, int, int], truth: Truth) -> int:
-    """What a crop with this box in a photo shows, by its truth: a digit, MARK or PART."""
-    digits = truth.text.replace("\n", "")
-    if not truth.boxes:
+def label_group(owners: np.ndarray, totals: np.ndarray, digits: str) -> int:
+    """What a crop shows, from its ink pixels counted by owner (Group.owners) and every
+    digit's ink in the photo (Decoded.owner_ink): a digit, MARK or PART. `digits` is the
+    photo's digits in reading order (owner k is digits[k - 1])."""
+    ink = float(owners.sum())
+    owned = owners[1 : len(digits) + 1].astype(np.float64)
+    if ink == 0 or owned.sum() <= MARK_SHARE * ink:
         return MARK
-    b = np.array(truth.boxes, np.float64)
-    x0, y0, x1, y1 = box
-    iw = np.clip(np.minimum(b[:, 2], x1) - np.maximum(b[:, 0], x0), 0, None)
-    ih = np.clip(np.minimum(b[:, 3], y1) - np.maximum(b[:, 1], y0), 0, None)
-    inter = iw * ih
-    bw, bh = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
-    cover = inter / np.maximum(bw * bh, 1)
-    if cover.max() <= MARK_COVER:
-        return MARK
-    iou = inter / np.maximum(bw * bh + (x1 - x0) * (y1 - y0) - inter, 1)
-    k = int(np.argmax(iou))
-    others = np.delete(cover, k)
-    whole = iw[k] >= DIGIT_COVER * bw[k] and ih[k] >= DIGIT_COVER * bh[k]
-    if whole and iou[k] >= DIGIT_IOU and (others.size == 0 or others.max() <= OTHER_COVER):
+    k = int(np.argmax(owned))
+    if owned[k] >= DIGIT_SHARE * totals[k + 1] and owned[k] >= PURITY * ink:
         return int(digits[k])
     return PART
 
@@ -81,49 +70,31 @@ def segmenter_examples(photos: list[tuple[bytes, Truth]]) -> tuple[np.ndarray, n
     xs, ys = [], []
     for data, truth in photos:
         try:
-            _, lines = segment(data)
+            decoded, lines = segment(data, truth.owners)
         except ImageError:
             continue
+        digits = truth.text.replace("\n", "")
         for line in lines:
             for g in line.groups:
+                assert g.owners is not None and decoded.owner_ink is not None
                 xs.append(g.crop)
-                ys.append(label_crop(g.box, truth))
+                ys.append(label_group(g.owners, decoded.owner_ink, digits))
     if not xs:
         return np.zeros((0, 28, 28), np.uint8), np.zeros((0,), np.int64)
     return np.stack(xs), np.array(ys, np.int64)
 
 
 def cell_examples(files: list[Path], labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Scanned cells (one digit each) cut by the segmenter: the crop that best covers the
-    cell's ink (`scan_glyph`'s box) is the digit, the other crops MARK or PART."""
-    xs, ys = [], []
+    """Scanned cells (one digit each) cut by the segmenter, labelled by their ink: the digit's
+    ink is the cell's ink less the specks (`scan_ink`), the rest MARK or PART."""
+    photos = []
     for path, label in zip(files, labels, strict=True):
         data = path.read_bytes()
-        try:
-            decoded, lines = segment(data)
-        except ImageError:
-            continue
-        truth = Truth("crop", str(int(label)), [_ink_box(data)], decoded.size, "png", "scan")
-        for line in lines:
-            for g in line.groups:
-                xs.append(g.crop)
-                ys.append(label_crop(g.box, truth))
-    if not xs:
-        return np.zeros((0, 28, 28), np.uint8), np.zeros((0,), np.int64)
-    return np.stack(xs), np.array(ys, np.int64)
-
-
-def _ink_box(data: bytes) -> tuple[int, int, int, int]:
-    """The box of a scanned cell's digit, specks left out (as `scan_glyph` crops it)."""
-    cell = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    grey = cell.min(axis=2).astype(np.float32)
-    alpha = scan_glyph(cell)
-    # scan_glyph crops to the ink; find where that crop sits in the cell
-    paper, ink = np.percentile(grey, 90), np.percentile(grey, 1)
-    full = np.clip((paper - grey) / max(paper - ink, 1.0) * 1.15, 0, 1)
-    match = cv2.matchTemplate(full, alpha, cv2.TM_SQDIFF)
-    y, x = np.unravel_index(int(np.argmin(match)), match.shape)
-    return int(x), int(y), int(x) + alpha.shape[1], int(y) + alpha.shape[0]
+        cell = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        h, w = cell.shape[:2]
+        photos.append((data, Truth("crop", str(int(label)), [(0, 0, w, h)], (w, h), "png",
+                                   "scan", owners=scan_ink(cell)[1].astype(np.uint8))))
+    return segmenter_examples(photos)
 
 
 def make_nondigits(n: int, seed: int) -> np.ndarray:

@@ -136,6 +136,9 @@ class Truth:
     style: str
     sources: list[int] = field(default_factory=list)
     meta: dict = field(default_factory=dict)
+    # which digit each pixel's ink belongs to (uint8, the photo's size): 0 none, k the k-th
+    # digit in reading order (labels the segmenter's crops for training)
+    owners: np.ndarray | None = field(default=None, repr=False)
 
 
 def load_test_digits(path: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -188,19 +191,25 @@ class Digits:
 def scan_glyph(cell: np.ndarray) -> np.ndarray:
     """A scanned cell (dark ink on light paper) → the digit's ink coverage in [0, 1], cropped
     to it; specks (dust, a neighbour's stroke) far smaller than the digit are left out."""
+    alpha, digit = scan_ink(cell)
+    near = cv2.dilate(digit.astype(np.uint8), np.ones((5, 5), np.uint8))
+    return _crop(alpha * near) if digit.any() else alpha
+
+
+def scan_ink(cell: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A scanned cell → (its ink coverage in [0, 1], where the digit is: the ink's pieces at
+    least 5% the size of the biggest)."""
     grey = cell if cell.ndim == 2 else cell.min(axis=2)  # blue ink is dark in red and green
     grey = grey.astype(np.float32)
     paper = float(np.percentile(grey, 90))
     ink = float(np.percentile(grey, 1))
     alpha = np.clip((paper - grey) / max(paper - ink, 1.0) * 1.15, 0, 1)
-    mask = (alpha > 0.3).astype(np.uint8)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats((alpha > 0.3).astype(np.uint8),
+                                                           connectivity=8)
     if n <= 1:
-        return alpha
+        return alpha, np.zeros(alpha.shape, bool)
     area = stats[1:, cv2.CC_STAT_AREA]
-    keep = np.flatnonzero(area >= 0.05 * area.max()) + 1
-    near = cv2.dilate(np.isin(labels, keep).astype(np.uint8), np.ones((5, 5), np.uint8))
-    return _crop(alpha * near)
+    return alpha, np.isin(labels, np.flatnonzero(area >= 0.05 * area.max()) + 1)
 
 
 # --- glyphs: alpha masks (float32, 1 = full ink) cropped to the ink ---------------------------
@@ -662,9 +671,9 @@ def _paper_photo(
     touching: float = 0.03,
     pen: str | None = None,
     ink: str | None = None,
-) -> tuple[np.ndarray, list[Box], dict]:
+) -> tuple[np.ndarray, list[Box], dict, np.ndarray]:
     """Render rows of glyphs (maybe none) written on paper and photographed; float RGB, the
-    digits' boxes, meta."""
+    digits' boxes, meta and which digit owns each pixel of ink (see Truth)."""
     hom, angle = _camera(rng, w, h)
     inv = np.linalg.inv(hom)
     # A notebook page bows near its spine: sheet content at x moves down by bow(x) px.
@@ -736,11 +745,13 @@ def _paper_photo(
                 cv2.line(margin_mask, (round(mx), 0), (round(mx), sh), 255, 2, cv2.LINE_AA)
                 _blend(img, margin_mask * (0.6 / 255.0), np.float32([0.85, 0.35, 0.35]))
 
+    owner_sheet = np.zeros((sh, sw), np.uint8)
     if placed:
         coverage = np.zeros((sh, sw), np.float32)
         for a, px, py, _ in placed:
             region = coverage[py : py + a.shape[0], px : px + a.shape[1]]
             np.maximum(region, a, out=region)
+        _own(owner_sheet, placed, 0, 0)
         ink_name, colour, opacity = _ink(rng, ink)
         coverage *= opacity
         _blend(img, coverage, colour)
@@ -764,10 +775,12 @@ def _paper_photo(
         map_x = (m[0, 0] * u + m[0, 1] * v + m[0, 2]) / den
         map_y = ((m[1, 0] * u + m[1, 1] * v + m[1, 2]) / den - bow(map_x)).astype(np.float32)
         frame8 = cv2.remap(sheet8, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        owners = cv2.remap(owner_sheet, map_x, map_y, cv2.INTER_NEAREST)
     else:
         frame8 = cv2.warpPerspective(
             sheet8, to_frame, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
         )
+        owners = cv2.warpPerspective(owner_sheet, to_frame, (w, h), flags=cv2.INTER_NEAREST)
     frame = frame8.astype(np.float32)
     frame *= np.float32(1 / 255)
     boxes = []
@@ -790,7 +803,18 @@ def _paper_photo(
     gains = np.float32([1 + 0.02 * warmth, 1 - 0.03 * warmth, 1 - 0.12 * warmth])
     frame *= light[..., None] * gains
     meta.update(light_meta)
-    return frame, boxes, meta
+    return frame, boxes, meta, owners
+
+
+def _own(owners: np.ndarray, placed: list[Placed], ox: int, oy: int) -> None:
+    """Mark which digit (1 = the first in reading order) each pixel of ink belongs to."""
+    k = 0
+    for a, px, py, is_digit in placed:
+        if not is_digit:
+            continue
+        k += 1
+        region = owners[oy + py : oy + py + a.shape[0], ox + px : ox + px + a.shape[1]]
+        region[a[: region.shape[0], : region.shape[1]] > 0.3] = k
 
 
 def _table_edge(rng: np.random.Generator, frame: np.ndarray, boxes: list[Box], meta: dict) -> None:
@@ -832,12 +856,13 @@ def _screen_photo(
     soft: bool,
     touching: float = 0.03,
     pen: str | None = None,
-) -> tuple[np.ndarray, list[Box], dict]:
+) -> tuple[np.ndarray, list[Box], dict, np.ndarray]:
     """A screenshot of a drawing app: light digits drawn on a dark canvas."""
     img = np.empty((h, w, 3), np.float32)
     img[:] = np.float32(rng.choice([[0, 0, 0], [0.1, 0.1, 0.1], [0.05, 0.07, 0.15]]))
     boxes: list[Box] = []
     meta: dict = {}
+    owners = np.zeros((h, w), np.uint8)
     if rows:
         height = _fit_height(rng, rows, w, h)
         m = round(0.02 * min(w, h))  # anywhere on the canvas, not touching its edge
@@ -860,8 +885,9 @@ def _screen_photo(
             rng.choice([[1, 1, 1], [0.95, 0.95, 0.9], [1, 0.9, 0.3], [0.4, 0.9, 1]])
         )
         _blend(img, ink, colour)
+        _own(owners, placed, ox, oy)
         meta["digit_height"] = round(height)
-    return img, boxes, meta
+    return img, boxes, meta, owners
 
 
 # --- photos ------------------------------------------------------------------------------------
@@ -1054,10 +1080,10 @@ def make_photo(
         raise ValueError(f"size {w}x{h} exceeds Telegram's {MAX_SIDE} px")
 
     if screen:
-        img, boxes, meta = _screen_photo(rng, w, h, rows, soft, touching, pen)
+        img, boxes, meta, owners = _screen_photo(rng, w, h, rows, soft, touching, pen)
         fmt, style = "png", "screen"
     else:
-        img, boxes, meta = _paper_photo(rng, w, h, rows, soft, touching, pen, ink)
+        img, boxes, meta, owners = _paper_photo(rng, w, h, rows, soft, touching, pen, ink)
         style = style_meta.get("name") or f"paper/{meta['paper']}"
         img = _optics(rng, img, meta)
         fmt = "jpeg"
@@ -1070,7 +1096,8 @@ def make_photo(
     boxes = [tuple(int(v) for v in b) for b in boxes]
     if kind == "nondigit":  # no digit to find; where the ink is stays in meta
         meta["ink_box"], boxes = boxes[0], []
-    truth = Truth(kind, text, boxes, (w, h), fmt, style, sources, meta)
+        owners[:] = 0
+    truth = Truth(kind, text, boxes, (w, h), fmt, style, sources, meta, owners)
     return _encode(img, fmt, quality), truth
 
 
@@ -1120,7 +1147,7 @@ def _crop_photo(rng: np.random.Generator, digits: Digits) -> tuple[bytes, Truth]
     style = "crop/" + ("dark-on-light" if dark_on_light else "light-on-dark")
     meta = {"height": height, "margin": margin, **({"quality": quality} if fmt == "jpeg" else {})}
     truth = Truth("crop", str(label), [(margin, margin, w - margin, h - margin)], (w, h), fmt,
-                  style, [index], meta)
+                  style, [index], meta, (alpha > 0.3).astype(np.uint8))
     return _encode(img, fmt, quality), truth
 
 
@@ -1168,6 +1195,8 @@ def _amount_photo(
         _blend(img, line.astype(np.float32) / 255 * 0.8, np.float32([0.3, 0.3, 0.35]))
         meta["printed_line"] = True
     coverage = np.zeros((h, w), np.float32)
+    owners = np.zeros((h, w), np.uint8)
+    _own(owners, placed, ox, oy)
     boxes = []
     for a, px, py, is_digit in placed:
         x, y = ox + px, oy + py
@@ -1189,7 +1218,7 @@ def _amount_photo(
     digits_only = "".join(ch for ch in text if ch.isdigit())
     boxes = [tuple(int(v) for v in b) for b in boxes]
     truth = Truth("amount", digits_only, boxes, (w, h), fmt, f"amount/{ink_name}", sources,
-                  meta)
+                  meta, owners)
     return _encode(img, fmt, quality), truth
 
 

@@ -128,6 +128,7 @@ class Decoded:
     image: np.ndarray  # uint8 (h, w, 3) RGB or (h, w) grey, orientation-corrected
     size: tuple[int, int]  # (width, height) of the orientation-corrected original
     scale: tuple[float, float]  # original px per working px, (x, y)
+    owner_ink: np.ndarray | None = None  # training only: ink pixels per owner (see segment)
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,7 @@ class Group:
     end: int
     box: Box  # in the original photo
     crop: np.ndarray  # uint8 (28, 28), white ink on black, like MNIST
+    owners: np.ndarray | None = None  # training only: its ink pixels per owner (see segment)
 
 
 @dataclass
@@ -413,16 +415,28 @@ _CROSS3 = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
 _SQUARE3 = np.ones((3, 3), np.uint8)
 
 
-def segment(data: bytes) -> tuple[Decoded, list[Line]]:
+def segment(data: bytes, owners: np.ndarray | None = None) -> tuple[Decoded, list[Line]]:
     """Photo bytes → the decoded photo and its lines of writing, top to bottom, each with the
-    crops of every group of pieces that may be a digit. Raises ImageError for bad input."""
+    crops of every group of pieces that may be a digit. Raises ImageError for bad input.
+
+    `owners` is for making training data: which digit owns each pixel of the photo (uint8, the
+    photo's size, 0 for none; model/photos.py draws it). Each group then counts its ink pixels
+    by owner (`Group.owners`), and `Decoded.owner_ink` counts all ink pixels by owner.
+    """
     decoded = decode(data)
     ink = ink_map(decoded.image)
+    owned = None
+    if owners is not None:  # grown by a pixel first: a hairline survives the shrinking
+        owned = cv2.resize(cv2.dilate(owners, _SQUARE3), ink.shape[::-1],
+                           interpolation=cv2.INTER_NEAREST)
     inverse = None
     angle = rule_angle(ink)
     if angle is not None:
         if abs(angle) > 0.25:
             ink, inverse = deskew(ink, angle)
+            if owned is not None:
+                owned = cv2.warpAffine(owned, cv2.invertAffineTransform(inverse),
+                                       ink.shape[::-1], flags=cv2.INTER_NEAREST)
         ink = suppress_rules(ink)
     mask, level = threshold(ink)
     # labels from a mask grown by half a stroke's width: a stroke broken by faint spots (a
@@ -433,6 +447,8 @@ def segment(data: bytes) -> tuple[Decoded, list[Line]]:
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
     n, labels, stats = _components(cv2.dilate(mask, disc))
     inked = mask > 0
+    if owned is not None:
+        decoded.owner_ink = np.bincount(owned[inked], minlength=256)
     area = np.bincount(labels[inked], minlength=n)
     keep = np.flatnonzero((area >= MIN_PIECE_AREA) & (np.arange(n) > 0))
     keep = keep[np.argsort(-area[keep])][:MAX_PIECES]
@@ -458,10 +474,14 @@ def segment(data: bytes) -> tuple[Decoded, list[Line]]:
                 wide = box[2] - box[0] > MAX_GROUP_ASPECT * (box[3] - box[1])
                 if end - start > 1 and wide:
                     continue
-                crop = _group_crop(sliced[start:end], box, labels, inked, ink, level)
+                region = _group_region(sliced[start:end], box, labels, inked)
+                x0, y0, x1, y1 = box
+                crop = mnist_crop(ink[y0:y1, x0:x1], region, level)
                 if crop is not None:
-                    line.groups.append(Group(start, end, _to_original(box, inverse, decoded),
-                                             crop))
+                    group = Group(start, end, _to_original(box, inverse, decoded), crop)
+                    if owned is not None:
+                        group.owners = np.bincount(owned[y0:y1, x0:x1][region], minlength=256)
+                    line.groups.append(group)
                     budget -= 1
         if line.groups:
             lines.append(line)
@@ -543,16 +563,16 @@ def _union(boxes: list[Box]) -> Box:
             max(b[2] for b in boxes), max(b[3] for b in boxes))
 
 
-def _group_crop(pieces: list[Piece], box: Box, labels: np.ndarray, inked: np.ndarray,
-                ink: np.ndarray, level: int) -> np.ndarray | None:
-    """The MNIST-like crop of a group: only its own pieces' ink, in its box."""
+def _group_region(pieces: list[Piece], box: Box, labels: np.ndarray,
+                  inked: np.ndarray) -> np.ndarray:
+    """A group's own ink in its box (bool): its pieces' pixels, not a neighbour's."""
     x0, y0, x1, y1 = box
     region = np.zeros((y1 - y0, x1 - x0), bool)
     for p in pieces:
         px0, py0, px1, py1 = p.box
         region[py0 - y0:py1 - y0, px0 - x0:px1 - x0] |= (
             labels[py0:py1, px0:px1] == p.label) & inked[py0:py1, px0:px1]
-    return mnist_crop(ink[y0:y1, x0:x1], region, level)
+    return region
 
 
 def _to_original(box: Box, inverse: np.ndarray | None, decoded: Decoded) -> Box:

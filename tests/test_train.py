@@ -161,21 +161,26 @@ def test_release_model_meets_its_metrics():
     check_run_dir(RELEASE_DIR, "cnn", metrics["epochs_run"])
 
 
-def test_crops_are_labelled_by_where_they_lie() -> None:
-    """A crop covering one digit's box is that digit; a slice of it or two digits together is
-    PART; ink away from every digit is MARK."""
-    from model.dataset import MARK, PART, label_crop
-    from model.photos import Truth
+def test_crops_are_labelled_by_whose_ink_they_hold() -> None:
+    """A crop holding (nearly) all of one digit's ink and little else is that digit; a piece
+    of it, or two digits together, is PART; ink that belongs to no digit is MARK."""
+    from model.dataset import MARK, PART, label_group
 
-    truth = Truth("number", "47", [(100, 100, 160, 200), (180, 100, 240, 200)], (400, 300),
-                  "jpeg", "paper/plain")
-    assert label_crop((98, 99, 161, 201), truth) == 4
-    assert label_crop((181, 102, 239, 199), truth) == 7
-    assert label_crop((100, 100, 130, 200), truth) == PART  # the left half of the 4
-    assert label_crop((100, 100, 240, 200), truth) == PART  # both
-    assert label_crop((300, 220, 330, 240), truth) == MARK  # a speck far off
-    blank = Truth("blank", "", [], (400, 300), "jpeg", "paper/plain")
-    assert label_crop((10, 10, 50, 50), blank) == MARK
+    totals = np.zeros(256)
+    totals[1:3] = [400, 300]  # the photo's two digits, "4" and "7", as the segmenter sees them
+
+    def owners(none: int, four: int, seven: int) -> np.ndarray:
+        counts = np.zeros(256)
+        counts[:3] = [none, four, seven]
+        return counts
+
+    assert label_group(owners(10, 395, 0), totals, "47") == 4  # a speck of paper with it
+    assert label_group(owners(0, 0, 290), totals, "47") == 7
+    assert label_group(owners(0, 200, 0), totals, "47") == PART  # half of the 4
+    assert label_group(owners(0, 400, 300), totals, "47") == PART  # both
+    assert label_group(owners(300, 400, 0), totals, "47") == PART  # the 4 and a rule's remnant
+    assert label_group(owners(80, 5, 0), totals, "47") == MARK  # the remnant alone
+    assert label_group(owners(50, 0, 0), np.zeros(256), "") == MARK  # a blank photo's speck
 
 
 def test_training_examples_are_the_segmenters_crops(tmp_path, monkeypatch) -> None:
