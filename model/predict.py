@@ -52,9 +52,9 @@ def read_file(rec: Recognizer, path: str) -> Result:
 
 def human(path: str, res: Result) -> str:
     """One line for people: the number and each digit's confidence, or what went wrong."""
-    if res.status == "ok":
+    if res.status == "ok":  # several lines of writing: " / " between them
         sure = ", ".join(f"{d.digit} {d.confidence:.0%}" for d in res.digits)
-        return f"{path}: {res.text}  ({sure})"
+        return f"{path}: {' / '.join(res.lines)}  ({sure})"
     if res.status == "no_digit":
         return f"{path}: no digit found"
     return f"{path}: error: {res.error}"
