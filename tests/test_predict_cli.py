@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from model.recognize import Recognizer
-from tests.test_recognizer import RNG_SEED, encode, number_photo, paper, sure_digits
+from tests.support.paper import encode, number_photo, paper, sure_digits
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,7 +26,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A number, a blank page, a truncated JPEG, a PDF and a missing path."""
     folder = tmp_path_factory.mktemp("photos")
     digits = sure_digits(Recognizer())
-    number, _ = number_photo(digits, "2026", np.random.default_rng(RNG_SEED), height=140, x=150)
+    number, _ = number_photo(digits, "2026", np.random.default_rng(7), height=140, x=150)
     paths = {
         "number": folder / "number 2026.jpg",
         "blank": folder / "blank.jpg",
@@ -35,7 +35,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "missing": folder / "nope.png",
     }
     paths["number"].write_bytes(number)
-    paths["blank"].write_bytes(encode(paper(1280, 960, np.random.default_rng(RNG_SEED), "ruled")))
+    paths["blank"].write_bytes(encode(paper(1280, 960, np.random.default_rng(7), "ruled")))
     paths["truncated"].write_bytes(number[: len(number) // 3])
     paths["pdf"].write_bytes(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj << >> endobj\n")
     return paths
