@@ -54,7 +54,7 @@ def test_json_lines_one_per_file_in_order(files: dict[str, Path]) -> None:
     assert set(number) == {"file", "status", "text", "digits"}
     assert [d["digit"] for d in number["digits"]] == [2, 0, 2, 6]
     for d in number["digits"]:
-        assert set(d) == {"digit", "confidence", "box"}
+        assert set(d) == {"digit", "confidence", "box", "line"}
         assert 0 < d["confidence"] <= 1 and len(d["box"]) == 4
     assert [d["box"][0] for d in number["digits"]] == sorted(d["box"][0] for d in number["digits"])
     assert blank == {"file": str(files["blank"]), "status": "no_digit", "text": "", "digits": []}
