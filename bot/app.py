@@ -2,7 +2,8 @@
 
 Handlers are small; `main()` builds the Application and registers them in one block.
 Recognition runs in a thread pool, each user's photos in their own lane (fairness), every
-outgoing call through the rate limiter, and the active model can be swapped while serving.
+outgoing call through the rate limiter and its retry policy, every update through the durable
+inbox, SQLite in its own thread, and the active model can be swapped while serving.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 from telegram import BotCommand, InputMediaPhoto, Message, Update
 from telegram.constants import ChatAction
-from telegram.error import TelegramError
+from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -38,11 +39,14 @@ from bot import replies
 from bot.charts import stats_pictures
 from bot.config import Settings, load_settings
 from bot.fairness import UserLanes
+from bot.inbox import InboxProcessor, InboxQueue
 from bot.logs import setup_logging
 from bot.models import ModelRegistry, ServingModel, read_metrics
 from bot.ratelimit import BotRateLimiter
 from bot.request import AiohttpRequest
+from bot.retention import Retention
 from bot.retrain import Retrainer, check_data
+from bot.retry import CURRENT, RetryPolicy, is_transient
 from bot.storage import Storage
 from model.recognize import Result, render_annotated
 
@@ -52,6 +56,7 @@ COMMANDS = [
     BotCommand("start", "What I do"),
     BotCommand("help", "How to take a good photo"),
     BotCommand("stats", "Model accuracy, training curves, live figures"),
+    BotCommand("forget", "Delete everything stored about you"),
     BotCommand("retrain", "Admins: train a new model [EPOCHS]"),
     BotCommand("models", "Admins: model versions"),
     BotCommand("rollback", "Admins: back to the previous model"),
@@ -71,6 +76,9 @@ class Services:
     retrainer: Retrainer
     executor: ThreadPoolExecutor
     lanes: UserLanes
+    retry: RetryPolicy
+    inbox: InboxQueue
+    retention: Retention
 
 
 class BotData:
@@ -98,7 +106,7 @@ class BotContext(CallbackContext[ExtBot[int], dict[Any, Any], dict[Any, Any], Bo
         self.bot_data.model = model
 
 
-# The bot's Application type (no job queue is used; PTB's default type stands there).
+# The bot's Application type (its JobQueue's type parameter is PTB's default: Any here).
 BotApplication = Application[ExtBot[int], BotContext, dict[Any, Any], dict[Any, Any], BotData, Any]
 
 
@@ -177,7 +185,8 @@ async def read_image(
         if tg_file.file_size and tg_file.file_size > limit:
             await message.reply_text(_too_big(tg_file.file_size, limit))
             return
-        data = bytes(await tg_file.download_as_bytearray())
+        # the download bypasses the Bot API methods (and so the rate limiter): retried here
+        data = bytes(await svc.retry.call(tg_file.download_as_bytearray, "download"))
         model = context.model
         loop = asyncio.get_running_loop()
         result = await loop.run_in_executor(svc.executor, recognize_safely, model, data)
@@ -215,7 +224,9 @@ async def reply_reading(
     message = message_of(update)
     threshold = svc.settings.doubt_threshold
     single = result.status == "ok" and len(result.digits) == 1
-    prediction_id = svc.storage.add_prediction(
+    prediction_id = await svc.storage.run(
+        svc.storage.add_prediction,
+        update_id=update.update_id,
         user_id=sender_id(update),
         chat_id=message.chat_id,
         status=result.status,
@@ -244,7 +255,7 @@ async def reply_reading(
     else:
         sent = await message.reply_text(text, reply_markup=keyboard)
     if single:
-        svc.storage.set_reply_message(prediction_id, sent.message_id)
+        await svc.storage.run(svc.storage.set_reply_message, prediction_id, sent.message_id)
 
 
 async def feedback(update: Update, context: BotContext) -> None:
@@ -254,10 +265,10 @@ async def feedback(update: Update, context: BotContext) -> None:
     assert query is not None  # CallbackQueryHandler
     parsed = replies.parse_feedback(query.data)
     if parsed is None:
-        await query.answer("That button isn't one of mine.")
+        await answer_query(update, "That button isn't one of mine.")
         return
     prediction_id, label = parsed
-    prediction = svc.storage.prediction(prediction_id)
+    prediction = await svc.storage.run(svc.storage.prediction, prediction_id)
     message = query.message
     if (
         prediction is None
@@ -267,13 +278,13 @@ async def feedback(update: Update, context: BotContext) -> None:
         or prediction.chat_id != message.chat.id
         or prediction.message_id != message.message_id
     ):
-        await query.answer("This button doesn't belong to that reading.")
+        await answer_query(update, "This button doesn't belong to that reading.")
         return
-    if not svc.storage.add_feedback(prediction, label):  # committed before we answer
-        await query.answer("Already noted — thank you!")
+    if not await svc.storage.run(svc.storage.add_feedback, prediction, label):  # committed
+        await answer_query(update, "Already noted — thank you!")
         return
     mark = replies.feedback_mark(prediction.reading, label)
-    await query.answer(mark)
+    await answer_query(update, mark)
     # the mark under the reading is a courtesy: the feedback is stored and acknowledged
     with contextlib.suppress(TelegramError):  # e.g. the message is too old to edit
         if isinstance(message, Message) and message.caption is not None:
@@ -284,30 +295,50 @@ async def feedback(update: Update, context: BotContext) -> None:
             await query.edit_message_reply_markup(None)
 
 
+async def answer_query(update: Update, text: str) -> None:
+    """Answer a button press. One handled again after a restart may be too old to answer
+    (Telegram allows seconds); what it did is stored, so that is no error."""
+    query = update.callback_query
+    assert query is not None
+    try:
+        await query.answer(text)
+    except BadRequest as exc:
+        if "query is too old" not in exc.message:
+            raise
+        log.info("Button press %s answered too late: %s", query.id, exc.message)
+
+
 async def stats(update: Update, context: BotContext) -> None:
     """The model's charts with its version, accuracy, training date and live figures."""
     svc = context.services
     model = context.model
-    version = svc.registry.get(model.version)
+    version = await svc.storage.run(svc.registry.get, model.version)
     assert version is not None, "the serving model is always a registered version"
     metrics = read_metrics(model.path)
     trained = metrics.get("created_at") or version.created_at
     if not trained:  # a model without metrics.json: the date of its file
         mtime = (model.path / "model.tflite").stat().st_mtime
         trained = datetime.fromtimestamp(mtime, UTC).isoformat(timespec="seconds")
-    caption = replies.stats_caption(version, metrics, trained[:10], svc.storage.live_stats())
+    live = await svc.storage.run(svc.storage.live_stats)
+    caption = replies.stats_caption(version, metrics, trained[:10], live)
     message = message_of(update)
     with contextlib.suppress(TelegramError):  # "sending a photo…" is a courtesy too
         await context.bot.send_chat_action(message.chat_id, ChatAction.UPLOAD_PHOTO)
-    pictures = await asyncio.to_thread(
-        stats_pictures, model.path, svc.storage.recent_latencies()
-    )
+    latencies = await svc.storage.run(svc.storage.recent_latencies)
+    pictures = await asyncio.to_thread(stats_pictures, model.path, latencies)
     if len(pictures) == 1:
         await message.reply_photo(pictures[0], caption=caption)
     else:
         media = [InputMediaPhoto(p, caption=caption if i == 0 else None)
                  for i, p in enumerate(pictures)]
         await message.reply_media_group(media)
+
+
+async def forget(update: Update, context: BotContext) -> None:
+    """Delete everything stored about the sender and say how many records went."""
+    svc = context.services
+    gone = await svc.storage.run(svc.storage.forget_user, sender_id(update))
+    await message_of(update).reply_text(replies.forgotten(gone))
 
 
 async def unknown_command(update: Update, context: BotContext) -> None:
@@ -349,7 +380,8 @@ async def retrain(update: Update, context: BotContext) -> None:
 
 async def models(update: Update, context: BotContext) -> None:
     """Admins: list the model versions with their accuracy; the serving one is marked."""
-    versions = context.services.registry.versions()
+    svc = context.services
+    versions = await svc.storage.run(svc.registry.versions)
     await message_of(update).reply_text(replies.models_text(versions))
 
 
@@ -361,12 +393,12 @@ async def rollback(update: Update, context: BotContext) -> None:
         await message.reply_text("A retraining is running; roll back after it reports.")
         return
     current = context.model
-    target = svc.registry.rollback_target()
+    target = await svc.storage.run(svc.registry.rollback_target)
     if target is None:
         await message.reply_text(f"Nothing to roll back to: v{current.version} is the first.")
         return
     loaded = await asyncio.to_thread(svc.registry.load, target)  # fails before anything changes
-    svc.storage.activate(target.version)
+    await svc.storage.run(svc.storage.activate, target.version)
     context.model = loaded
     await message.reply_text(
         f"↩️ Rolled back: v{target.version} is serving (was v{current.version})."
@@ -384,8 +416,21 @@ async def admins_only(update: Update, context: BotContext) -> None:
 
 
 async def error_handler(update: object, context: BotContext) -> None:
-    """Log the exception and tell the user something went wrong."""
-    log.error("Exception while handling an update", exc_info=context.error)
+    """How an update that failed ends. The Bot API kept failing past the retry deadline: it
+    stays in the inbox for a later try. The user blocked the bot: nothing more to do. Anything
+    else: log it and tell the user something went wrong (a final, human answer)."""
+    error = context.error
+    update_id = update.update_id if isinstance(update, Update) else None
+    budget = CURRENT.get()
+    if error is not None and is_transient(error):
+        log.warning("Update %s could not be answered yet: %s", update_id, error)
+        if budget is not None:
+            budget.unfinished = True
+        return
+    if isinstance(error, Forbidden):
+        log.warning("Update %s ends unanswered: %s", update_id, error)
+        return
+    log.error("Exception while handling an update", exc_info=error)
     if isinstance(update, Update) and update.effective_chat is not None:
         with contextlib.suppress(TelegramError):
             await context.bot.send_message(update.effective_chat.id, replies.SORRY)
@@ -396,6 +441,7 @@ def _too_big(size: int, limit: int) -> str:
 
 
 async def post_init(application: BotApplication) -> None:
+    await application.bot_data.services.inbox.start()  # before polling: the restart's backlog
     try:
         await application.bot.set_my_commands(COMMANDS)
     except TelegramError as exc:  # the menu is a convenience; serving matters more
@@ -422,6 +468,9 @@ def build_application(settings: Settings) -> BotApplication:
     serving = registry.load(active)
     log.info("Serving model v%s from %s", serving.version, serving.path)
 
+    retry = RetryPolicy.from_settings(settings)
+    inbox = InboxQueue(storage, settings.max_concurrent_updates,
+                       settings.inbox_retry_after_s, settings.inbox_max_age.total_seconds())
     root = settings.api_root
     application = (
         ApplicationBuilder()
@@ -431,7 +480,9 @@ def build_application(settings: Settings) -> BotApplication:
         .base_url(f"{root}/bot")
         .base_file_url(f"{root}/file/bot")
         .rate_limiter(BotRateLimiter.from_settings(settings))
-        .concurrent_updates(settings.max_concurrent_updates)
+        # every update is committed to the inbox before Telegram hears it arrived
+        .update_queue(inbox)
+        .concurrent_updates(InboxProcessor(inbox, retry, settings.max_concurrent_updates))
         # many users at once wait for a connection (30 s) rather than fail
         .request(AiohttpRequest(settings.http_connections, pool_timeout=30))
         .get_updates_request(AiohttpRequest(1, read_timeout=5))
@@ -441,6 +492,8 @@ def build_application(settings: Settings) -> BotApplication:
         .build()
     )
 
+    inbox.bot = application.bot
+    inbox.running = lambda: application.running
     data = application.bot_data
 
     def swap(model: ServingModel) -> None:
@@ -454,11 +507,21 @@ def build_application(settings: Settings) -> BotApplication:
         retrainer=Retrainer(settings, registry, lambda: data.model, swap),
         executor=ThreadPoolExecutor(settings.recognize_threads, thread_name_prefix="recognize"),
         lanes=UserLanes(settings.user_in_flight, settings.queue_notice_after),
+        retry=retry,
+        inbox=inbox,
+        retention=Retention(storage, settings),
     )
+    jobs = application.job_queue
+    assert jobs is not None  # python-telegram-bot[job-queue]
+    # updates parked after their retries, when their wait is over
+    jobs.run_repeating(inbox.job, settings.inbox_retry_after_s, name="inbox")
+    jobs.run_repeating(data.services.retention.job, settings.retention_interval_s, first=60,
+                       name="retention")
 
     admins = filters.User(user_id=settings.admin_ids)  # numeric ids only
     application.add_handler(CommandHandler(["start", "help"], start))
     application.add_handler(CommandHandler("stats", stats))
+    application.add_handler(CommandHandler("forget", forget))
     application.add_handler(CommandHandler("retrain", retrain, filters=admins))
     application.add_handler(CommandHandler("models", models, filters=admins))
     application.add_handler(CommandHandler("rollback", rollback, filters=admins))

@@ -22,6 +22,7 @@ HELP = (
     "Under a single digit you get buttons: ✅ if I read it right, or the right digit if not. "
     "Your answers teach the next version of my model.\n\n"
     "/stats — my model's accuracy, training curves and live figures\n"
+    "/forget — delete everything I have stored about you\n"
     "/help — this message"
 )
 ADMIN_HELP = "\n\nAdmins: /retrain [EPOCHS], /models, /rollback"
@@ -47,6 +48,19 @@ QUEUED = (
     "get their turn too. Every photo will be answered."
 )
 SORRY = "Sorry, something went wrong while handling that. Please try again in a moment."
+
+NOTHING_TO_FORGET = "I have nothing stored about you — nothing to delete."
+
+
+def forgotten(gone: dict[str, int]) -> str:
+    """/forget's answer: how many records went, by kind."""
+    total = sum(gone.values())
+    if not total:
+        return NOTHING_TO_FORGET
+    kinds = ", ".join(f"{n} {what}" for what, n in gone.items() if n)
+    return (f"🗑 Done: I deleted {total} records about you ({kinds}). The totals in /stats "
+            "are anonymous counts and stay.")
+
 
 # Feedback buttons: "fb:<prediction id>:<digit>" (a few bytes of Telegram's 64).
 FEEDBACK_RE = re.compile(r"fb:([1-9][0-9]{0,17}):([0-9])")

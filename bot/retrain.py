@@ -27,6 +27,8 @@ from telegram.error import TelegramError
 
 from bot.config import Settings
 from bot.models import MODEL_FILE, ModelRegistry, ServingModel, read_metrics
+from bot.retention import prune_runs
+from bot.storage import Corrections
 from model.recognize import Recognizer
 
 log = logging.getLogger(__name__)
@@ -146,7 +148,12 @@ class Retrainer:
         work.mkdir(parents=True, exist_ok=True)
         run_dir = self.registry.training_dir()
 
-        x_extra, y_extra = self.registry.storage.feedback_samples()
+        # users' feedback, capped per user so no one steers the model (storage.py)
+        feedback = await asyncio.to_thread(
+            self.registry.storage.training_corrections, self.settings.corrections_per_user,
+            self.settings.corrections_user_share)
+        x_extra, y_extra = feedback.x, feedback.y
+        await asyncio.to_thread(prune_runs, work.parent, self.settings.retrain_keep_runs)
         cmd = [sys.executable, "-m", "model.train", "--data", str(data), "--out", str(run_dir)]
         if epochs is not None:
             cmd += ["--epochs", str(epochs)]
@@ -158,7 +165,7 @@ class Retrainer:
         progress = await bot.send_message(
             chat_id,
             f"🏋️ Retraining started on {data.name} + {len(x_extra)} feedback samples. "
-            f"v{current.version} keeps serving meanwhile.",
+            f"v{current.version} keeps serving meanwhile.\n{feedback_line(feedback)}",
         )
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
         self._proc = proc = await asyncio.create_subprocess_exec(
@@ -194,8 +201,9 @@ class Retrainer:
         trained_acc = read_metrics(run_dir).get("test_accuracy")
         promote = new_acc >= old_acc - self.settings.promote_tolerance
         note = f"retrained; {len(x_extra)} feedback samples"
-        # On the loop's thread: install() uses the SQLite connection, which belongs to it.
-        version = self.registry.install(run_dir, new_acc, activate=promote, note=note)
+        # fsyncs and a commit: off the event loop (the storage's lock orders the commit)
+        version = await asyncio.to_thread(
+            self.registry.install, run_dir, new_acc, activate=promote, note=note)
         scores = (
             f"on the {data.name} test split ({len(y_test)} images): new {fmt_pct(new_acc)}, "
             f"v{current.version} {fmt_pct(old_acc)}"
@@ -207,7 +215,7 @@ class Retrainer:
                 f"⚖️ Kept v{current.version}: the new model is worse {scores}. "
                 f"It is stored as v{version}, not serving."
             )
-        row = self.registry.get(version)
+        row = await asyncio.to_thread(self.registry.get, version)
         assert row is not None
         self._swap(await asyncio.to_thread(self.registry.load, row))
         if new_acc >= old_acc:
@@ -269,6 +277,17 @@ async def _edit(bot: Bot, chat_id: int, message_id: int, text: str) -> None:
         await bot.edit_message_text(text, chat_id=chat_id, message_id=message_id)
     except TelegramError as exc:  # progress is best effort; the training goes on
         log.warning("Could not edit the progress message: %s", exc)
+
+
+def feedback_line(feedback: Corrections) -> str:
+    """The /retrain start message's line on what users' feedback goes into the training."""
+    dropped = []
+    if feedback.duplicates:
+        dropped.append(f"{feedback.duplicates} repeated crops")
+    if feedback.over_cap:
+        dropped.append(f"{feedback.over_cap} over the cap of {feedback.per_user} per user")
+    line = f"Feedback used: {len(feedback.y)} samples from {feedback.users} users"
+    return line + (f" (left out: {', '.join(dropped)})." if dropped else ".")
 
 
 def check_data(path: Path | None) -> str | None:
