@@ -4,9 +4,11 @@ webhook methods polling needs)."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from tests.support.standin.core import ApiError, Call, StandInCore, Upload, bot_method
@@ -15,7 +17,8 @@ from tests.support.standin.files import FilesMixin
 
 class UsersMixin(FilesMixin, StandInCore):
     """``add_user``, ``send_text`` / ``send_command`` / ``send_photo`` / ``send_document`` /
-    ``send_sticker`` / ``press``, ``pending_updates``, ``wait_polling``."""
+    ``send_sticker`` / ``press``, ``at_once``, ``update_ids``, ``pending_updates``,
+    ``pending_update_ids``, ``wait_polling``."""
 
     def _init_users(self, bot_username: str) -> None:
         self.bot_user: dict[str, Any] = {
@@ -27,6 +30,7 @@ class UsersMixin(FilesMixin, StandInCore):
         self.user_messages: dict[tuple[int, int], dict[str, Any]] = {}
         self.bot_messages: dict[tuple[int, int], dict[str, Any]] = {}
         self._updates: list[dict[str, Any]] = []
+        self.update_ids: dict[tuple[int, int], int] = {}  # (chat, message id) -> update_id
         self._update_ids = itertools.count(10_000)
         self._callback_ids = itertools.count(7_000_000)
         self._next_message_id: dict[int, int] = {}
@@ -84,8 +88,14 @@ class UsersMixin(FilesMixin, StandInCore):
                    "from": user, **fields}
         with self._lock:
             self.user_messages[(user_id, mid)] = message
-        self._queue("message", message)
+            self.update_ids[(user_id, mid)] = self._queue("message", message)
         return mid
+
+    @contextlib.contextmanager
+    def at_once(self) -> Iterator[None]:
+        """What users send inside arrives together: one getUpdates hands it all out."""
+        with self._lock:
+            yield
 
     def send_text(self, user_id: int, text: str) -> int:
         """A text message from the user; a leading /command gets its bot_command entity."""
@@ -161,6 +171,12 @@ class UsersMixin(FilesMixin, StandInCore):
         """Updates queued and not yet confirmed by a getUpdates offset."""
         with self._lock:
             return len(self._updates)
+
+    @property
+    def pending_update_ids(self) -> set[int]:
+        """The update_ids queued and not yet confirmed by a getUpdates offset."""
+        with self._lock:
+            return {u["update_id"] for u in self._updates}
 
     async def wait_polling(self, after: float = 0.0, timeout: float = 10.0) -> Call:
         """A getUpdates call received after monotonic time ``after`` (the bot is polling)."""
