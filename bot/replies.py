@@ -57,7 +57,7 @@ def forgotten(gone: dict[str, int]) -> str:
     total = sum(gone.values())
     if not total:
         return NOTHING_TO_FORGET
-    kinds = ", ".join(f"{n} {what}" for what, n in gone.items() if n)
+    kinds = ", ".join(f"{what}: {n}" for what, n in gone.items() if n)
     return (f"🗑 Done: I deleted {total} records about you ({kinds}). The totals in /stats "
             "are anonymous counts and stay.")
 

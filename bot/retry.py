@@ -107,7 +107,7 @@ class RetryPolicy:
                     budget.deadline = now + self.deadline_s
                 delay = min(self.wait(attempt, exc), budget.deadline - now)
                 if delay <= 0:
-                    log.warning("%s failed (%s); giving up after %d tries (deadline %.0f s)",
+                    log.warning("%s failed (%s); giving up after %d tries (deadline %g s)",
                                 what, exc, attempt + 1, self.deadline_s)
                     raise
                 # the first failure of a call is worth a warning; the rest of a spell is noise

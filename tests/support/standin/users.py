@@ -17,8 +17,8 @@ from tests.support.standin.files import FilesMixin
 
 class UsersMixin(FilesMixin, StandInCore):
     """``add_user``, ``send_text`` / ``send_command`` / ``send_photo`` / ``send_document`` /
-    ``send_sticker`` / ``press``, ``at_once``, ``update_ids``, ``pending_updates``,
-    ``pending_update_ids``, ``wait_polling``."""
+    ``send_sticker`` / ``press``, ``at_once``, ``update_ids``, ``update``, ``redeliver``,
+    ``pending_updates``, ``pending_update_ids``, ``wait_polling``."""
 
     def _init_users(self, bot_username: str) -> None:
         self.bot_user: dict[str, Any] = {
@@ -31,6 +31,7 @@ class UsersMixin(FilesMixin, StandInCore):
         self.bot_messages: dict[tuple[int, int], dict[str, Any]] = {}
         self._updates: list[dict[str, Any]] = []
         self.update_ids: dict[tuple[int, int], int] = {}  # (chat, message id) -> update_id
+        self._sent_updates: dict[int, dict[str, Any]] = {}
         self._update_ids = itertools.count(10_000)
         self._callback_ids = itertools.count(7_000_000)
         self._next_message_id: dict[int, int] = {}
@@ -78,6 +79,7 @@ class UsersMixin(FilesMixin, StandInCore):
         with self._lock:
             update_id = next(self._update_ids)
             self._updates.append({"update_id": update_id, kind: payload})
+            self._sent_updates[update_id] = self._updates[-1]
         self._wake()
         return update_id
 
@@ -90,6 +92,18 @@ class UsersMixin(FilesMixin, StandInCore):
             self.user_messages[(user_id, mid)] = message
             self.update_ids[(user_id, mid)] = self._queue("message", message)
         return mid
+
+    def redeliver(self, update_id: int) -> None:
+        """Hand out an update again, as Telegram does when the bot's confirmation (the next
+        getUpdates offset) was lost."""
+        with self._lock:
+            self._updates.append(self._sent_updates[update_id])
+            self._updates.sort(key=lambda u: u["update_id"])
+        self._wake()
+
+    def update(self, update_id: int) -> dict[str, Any]:
+        """An update as the stand-in handed it out (JSON-like)."""
+        return self._sent_updates[update_id]
 
     @contextlib.contextmanager
     def at_once(self) -> Iterator[None]:

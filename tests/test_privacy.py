@@ -1,0 +1,162 @@
+"""What the bot keeps about users, in process (bot.app's Application polling the stand-in):
+/forget deletes a user's rows and nobody else's, the retention job (PTB's JobQueue) expires old
+rows while /stats's totals stay, and one user's flood of corrections enters a retraining only up
+to the per-user cap."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from bot import replies
+from bot.app import COMMANDS, BotApplication
+from bot.inbox import DONE
+from bot.storage import USER_TABLES, Storage
+from tests.support import ADMIN_ID, BotApiStandIn
+from tests.support.conversation import REPLY_S, ask_async, buttons, press_async
+from tests.support.in_process import running_bot
+from tests.support.pictures import digit_photo
+
+pytestmark = pytest.mark.timeout(120)
+DAY = 86400
+
+
+def rows(app: BotApplication, sql: str, *args: object) -> list[tuple[Any, ...]]:
+    path = app.bot_data.services.settings.db_path
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        return db.execute(sql, args).fetchall()
+
+
+def per_user(app: BotApplication, user: int) -> dict[str, int]:
+    return {t.table: rows(app, f"SELECT COUNT(*) FROM {t.table} WHERE {t.user_column} = ?",
+                          user)[0][0] for t in USER_TABLES}
+
+
+async def read_and_correct(api: BotApiStandIn, user: int, index: int) -> None:
+    """The user sends a photo and corrects the reading (one prediction, one feedback row)."""
+    image, label = digit_photo(index)
+    mid = api.send_photo(user, image)
+    reply = await api.wait_reply(user, mid, timeout=REPLY_S)
+    prediction = buttons(reply)[0].split(":")[1]
+    wrong = (label + 1) % 10
+    answer = await press_async(api, user, reply.result["message_id"], f"fb:{prediction}:{wrong}")
+    assert answer == replies.feedback_mark(str(label), wrong)
+    mark = await api.wait_message(user, lambda c: c.method.startswith("editMessage"),
+                                  timeout=REPLY_S, after=reply.time)  # the mark under it
+    assert mark.text.endswith(answer)
+
+
+async def stats_caption(api: BotApiStandIn, user: int) -> str:
+    return (await ask_async(api, user, lambda: api.send_command(user, "stats"))).text
+
+
+async def test_forget_deletes_the_senders_rows_and_no_one_elses(api: BotApiStandIn,
+                                                                app: BotApplication) -> None:
+    assert {"command": "forget", "description": "Delete everything stored about you"} in [
+        c.to_dict() for c in COMMANDS] and api.commands == [c.to_dict() for c in COMMANDS]
+    assert "/forget" in replies.HELP
+    alice, bob = 1101, 1102
+    for i, user in enumerate((alice, bob, alice)):
+        await read_and_correct(api, user, i)
+    before = await stats_caption(api, bob)
+    assert per_user(app, alice) == {"feedback": 2, "predictions": 2, "inbox": 0}
+    storage = app.bot_data.services.storage  # a message of Alice's still waiting on disk
+    waiting = api.update(api.update_ids[(alice, 1)])  # (its JSON: an update of hers)
+    await storage.run(app.bot_data.services.inbox.inbox.accept, 1, alice, json.dumps(waiting),
+                      False)
+
+    answer = await ask_async(api, alice, lambda: api.send_command(alice, "forget"))
+    assert answer.text == replies.forgotten(
+        {"feedback answers": 2, "photo readings": 2, "messages waiting for an answer": 1})
+    assert answer.text.startswith("🗑 Done: I deleted 5 records about you (feedback answers: 2,")
+    async with asyncio.timeout(REPLY_S):  # /forget itself done: its row keeps no user id
+        while rows(app, "SELECT COUNT(*) FROM inbox WHERE state != ?", DONE) != [(0,)]:
+            await asyncio.sleep(0.02)
+    assert per_user(app, alice) == {"feedback": 0, "predictions": 0, "inbox": 0}
+    assert per_user(app, bob) == {"feedback": 1, "predictions": 1, "inbox": 0}
+    assert await stats_caption(api, bob) == before  # totals are counts: they stay
+    again = await ask_async(api, alice, lambda: api.send_command(alice, "forget"))
+    assert again.text == replies.NOTHING_TO_FORGET
+
+
+async def test_the_retention_job_expires_old_rows_and_keeps_the_totals(
+        api: BotApiStandIn, tmp_path: Path) -> None:
+    user, other = 1201, 1202
+    async with running_bot(api, tmp_path / "data", data_retention_days=180,
+                           retrain_keep_runs=2) as app:
+        for i, who in enumerate((user, user, other)):
+            await read_and_correct(api, who, 10 + i)
+        storage = app.bot_data.services.storage
+        old = [pid for (pid,) in rows(app, "SELECT id FROM predictions ORDER BY id")][:2]
+        for table in ("predictions", "feedback"):  # the first two readings are 200 days old
+            column = "id" if table == "predictions" else "prediction_id"
+            await storage.run(storage.execute, f"UPDATE {table} SET created_at = created_at - ?"
+                              f" WHERE {column} IN (?, ?)", (200 * DAY, *old))
+        runs = app.bot_data.services.settings.data_dir / "retrain"
+        for stamp in ("20260101-000000", "20260201-000000", "20260301-000000"):
+            (runs / stamp).mkdir(parents=True)
+            (runs / stamp / "corrections.npz").write_bytes(b"crops")
+        before = await stats_caption(api, other)
+
+        (job,) = app.job_queue.get_jobs_by_name("retention")
+        await job.run(app)  # what the JobQueue does every RETENTION_INTERVAL_S
+
+        kept = rows(app, "SELECT id, user_id, chat_id, message_id IS NULL, crop IS NULL"
+                         " FROM predictions ORDER BY id")
+        assert kept[:2] == [(old[0], 0, 0, 1, 1), (old[1], 0, 0, 1, 1)]  # anonymised
+        assert kept[2][1:] == (other, other, 0, 0)  # the recent one is untouched
+        assert rows(app, "SELECT prediction_id FROM feedback") == [(kept[2][0],)]
+        assert await stats_caption(api, other) == before  # the totals stay
+        assert sorted(p.name for p in runs.iterdir()) == ["20260201-000000", "20260301-000000"]
+        (job,) = app.job_queue.get_jobs_by_name("retention")
+        await job.run(app)  # nothing left to do: nothing changes
+        assert rows(app, "SELECT COUNT(*) FROM predictions WHERE user_id = 0") == [(2,)]
+
+
+def add_corrections(storage: Storage, user: int, crops: list[np.ndarray], label: int) -> None:
+    """`user` corrects one reading per crop to `label` (runs in the database thread)."""
+    for crop in crops:
+        pid = storage.add_prediction(user_id=user, chat_id=user, status="ok", reading="0",
+                                     confidence=0.99, latency_ms=5.0, model_version=1,
+                                     crop=crop)
+        prediction = storage.prediction(pid)
+        assert prediction is not None and storage.add_feedback(prediction, label)
+
+
+async def test_one_users_thousand_corrections_count_only_up_to_the_cap(
+        api: BotApiStandIn, tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    flood = [rng.integers(0, 256, (28, 28), dtype=np.uint8) for _ in range(1000)]
+    async with running_bot(api, tmp_path / "data", corrections_per_user=50,
+                           corrections_user_share=0.25) as app:
+        storage = app.bot_data.services.storage
+        await storage.run(add_corrections, storage, 1301, flood, 7)  # 1,000 crops, all "7"
+        await storage.run(add_corrections, storage, 1301, flood[:100], 7)  # the same again
+        lone = storage.training_corrections(50, 0.25)
+        # alone, the user may hold 25% of at least 50 samples: 12
+        assert (len(lone.y), lone.users, lone.duplicates, lone.per_user) == (12, 1, 100, 12)
+        for user, label in ((1302, 1), (1303, 2), (1304, 3), (1305, 4)):
+            crops = [rng.integers(0, 256, (28, 28), dtype=np.uint8) for _ in range(10)]
+            await storage.run(add_corrections, storage, user, crops, label)
+
+        started = await ask_async(api, ADMIN_ID,
+                                  lambda: api.send_command(ADMIN_ID, "retrain", "1"))
+        # 40 from the others; the flooder: the largest L <= 50 with L <= 25% of (L + 40): 13
+        assert started.text.splitlines()[-1] == (
+            "Feedback used: 53 samples from 5 users (left out: 100 repeated crops, "
+            "987 over the cap of 13 per user).")
+        (run,) = (app.bot_data.services.settings.data_dir / "retrain").iterdir()
+        with np.load(run / "corrections.npz") as data:
+            x, y = data["x"], data["y"]
+        assert x.shape == (53, 28, 28) and x.dtype == np.uint8
+        assert np.bincount(y, minlength=10).tolist() == [0, 10, 10, 10, 10, 0, 0, 13, 0, 0]
+        # the flooder's 13 newest: the last of the crops sent again (each counted once)
+        assert {x[i].tobytes() for i in np.flatnonzero(y == 7)} == {
+            c.tobytes() for c in flood[87:100]}
+    # leaving the block stops the bot, and with it the training child
