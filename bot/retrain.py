@@ -25,6 +25,7 @@ import numpy as np
 from telegram import Bot
 from telegram.error import TelegramError
 
+from bot import retry
 from bot.config import Settings
 from bot.models import MODEL_FILE, ModelRegistry, ServingModel, read_metrics
 from bot.retention import prune_runs
@@ -128,6 +129,7 @@ class Retrainer:
                 await asyncio.wait_for(asyncio.shield(self._task), STOP_GRACE_S)
 
     async def _run(self, bot: Bot, chat_id: int, epochs: int | None) -> Outcome:
+        retry.CURRENT.set(None)  # its calls get retry deadlines of their own, not /retrain's
         current = self._serving()
         try:
             outcome = await self._train_and_decide(bot, chat_id, epochs, current)

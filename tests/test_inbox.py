@@ -1,19 +1,20 @@
 """No photo goes unanswered: the real bot (``python -m bot``) through Bot API outages and kills.
 
 The durable inbox (bot/inbox.py) and the retry policy (bot/retry.py) against the stand-in: a
-30 s outage in which every call fails with 502, the same with every call hanging past the
-client's timeout, a 403 (the user blocked the bot), SIGKILL during a backlog of 100 photos and
-in the instant after a send. Replies are counted per photo: every photo is answered, and only
-one whose reply went out in the instant before the kill (delivered, not yet marked done in the
-inbox) is answered a second time.
-"""
+30 s outage in which every call fails with 502 and, side by side, one in which every call hangs
+past the client's timeout; a 403 (the user blocked the bot); SIGKILL during a backlog of 100
+photos and in the instant after a send. Replies are counted per photo: every photo is answered,
+and only one whose reply went out in the instant before the kill (delivered, not yet marked done
+in the inbox) is answered a second time."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -97,30 +98,41 @@ def outage_scenario(api: BotApiStandIn, start_outage: Callable[[], None]) -> tup
     return reply, answer, began[0] + OUTAGE_S
 
 
-def test_a_30s_outage_of_every_call_then_both_are_answered(api: BotApiStandIn,
-                                                            start_bot) -> None:
-    bot = start_bot()
-    reply, answer, ended = outage_scenario(api, lambda: api.fail_everything(OUTAGE_S, 502))
-    assert reply.time >= ended and answer.time >= ended
-    during = [c for c in api.calls if c.status == 502]
-    # tried all along with backoff: getFile for the photo, sendMessage for /help, getUpdates
-    for method in ("getFile", "sendMessage", "getUpdates"):
-        tries = [c for c in during if c.method == method]
-        assert 5 <= len(tries) <= 80, (method, len(tries))
-    assert bot.alive()
-    wait_inbox_done(bot, 2)
+def test_30s_outages_of_502s_and_of_timeouts_then_both_are_answered(tmp_path: Path) -> None:
+    """Two bots side by side, each with its own stand-in (an outage is wall-clock time, not
+    CPU): one whose Bot API answers every call 502 for 30 s, one whose every call hangs past
+    the bot's 5 s read timeout for 30 s, each starting the moment the bot took a photo and a
+    /help from getUpdates. Both are answered after the outage, once."""
+    with contextlib.ExitStack() as stack:
+        apis = [stack.enter_context(BotApiStandIn(thumbnails=False).in_thread())
+                for _ in range(2)]
+        bots = [BotProcess(api, tmp_path / name / "data", **FAST_RETRIES).start()
+                for api, name in zip(apis, ("fail", "hang"), strict=True)]
+        for bot in bots:
+            stack.callback(bot.stop_and_check_log)
+        failing, hanging = apis
+        with ThreadPoolExecutor(2) as pool:
+            fail = pool.submit(outage_scenario, failing,
+                               lambda: failing.fail_everything(OUTAGE_S, 502))
+            hang = pool.submit(outage_scenario, hanging,
+                               lambda: hanging.hang_everything(OUTAGE_S, hold=6))
+            (reply, answer, ended), (slow_reply, slow_answer, slow_ended) = (
+                fail.result(), hang.result())
 
+        assert reply.time >= ended and answer.time >= ended
+        during = [c for c in failing.calls if c.status == 502]
+        # tried all along with backoff: getFile for the photo, sendMessage for /help, polls
+        for method in ("getFile", "sendMessage", "getUpdates"):
+            tries = [c for c in during if c.method == method]
+            assert 5 <= len(tries) <= 80, (method, len(tries))
 
-def test_a_30s_spell_of_timeouts_then_both_are_answered(api: BotApiStandIn,
-                                                         start_bot) -> None:
-    bot = start_bot()
-    # every call held past the bot's 5 s read timeout: the bot gives up on each and retries
-    reply, answer, ended = outage_scenario(api, lambda: api.hang_everything(OUTAGE_S, hold=6))
-    assert reply.time >= ended and answer.time >= ended
-    timed_out = [c for c in api.calls if c.status == 504 and c.method == "sendMessage"]
-    assert len(timed_out) >= 3  # /help's reply, tried again after each timeout
-    assert "Timed out" in bot.log()
-    wait_inbox_done(bot, 2)
+        assert slow_reply.time >= slow_ended and slow_answer.time >= slow_ended
+        timed_out = [c for c in hanging.calls if c.status == 504 and c.method == "sendMessage"]
+        assert len(timed_out) >= 3  # /help's reply, tried again after each timeout
+        assert "Timed out" in bots[1].log()
+        for bot in bots:
+            assert bot.alive()
+            wait_inbox_done(bot, 2)
 
 
 def test_a_403_on_send_ends_the_update_without_retries(api: BotApiStandIn, start_bot) -> None:

@@ -48,8 +48,8 @@ async def test_an_update_delivered_again_is_handled_once(api: BotApiStandIn,
         later = api.send_command(user, "start")
         assert (await api.wait_reply(user, later, timeout=REPLY_S)).text == replies.HELP
         assert not api.pending_update_ids  # the redelivered update was fetched too
+        await until(lambda: states(app) == {DONE: 2})
         assert len(api.replies_to(user, mid)) == 1
-        assert states(app) == {DONE: 2}
 
 
 async def test_while_sends_fail_updates_wait_on_disk_not_in_memory(api: BotApiStandIn,
