@@ -122,7 +122,9 @@ MIGRATIONS = (
 class UserTable:
     """A table with rows about one user. /forget deletes the user's rows; rows older than
     DATA_RETENTION_DAYS are deleted, or anonymised with `anonymise` (a SET clause that also
-    sets `user_column` to ANONYMOUS) where the table's other columns are worth keeping."""
+    sets `user_column` to ANONYMOUS) where the table's other columns are worth keeping.
+    `user_column` and `time_column` may be expressions, for a table that reaches its user
+    through another one: "(SELECT user_id FROM predictions WHERE id = prediction_id)"."""
 
     table: str
     what: str  # how /forget names these rows to the user
@@ -364,11 +366,12 @@ class Storage:
 
     # --- privacy: /forget and retention --------------------------------------------------
 
-    def forget_user(self, user_id: int) -> dict[str, int]:
+    def forget_user(self, user_id: int, tables: tuple[UserTable, ...] = USER_TABLES
+                    ) -> dict[str, int]:
         """Delete every row about `user_id` (USER_TABLES), in one commit: {what: how many}."""
         gone: dict[str, int] = {}
         with self.transaction() as db:
-            for t in USER_TABLES:
+            for t in tables:
                 keep = f" AND NOT ({t.busy})" if t.busy else ""
                 cur = db.execute(f"DELETE FROM {t.table} WHERE {t.user_column} = ?{keep}",
                                  (user_id,))
@@ -376,19 +379,22 @@ class Storage:
         return gone
 
     def expire_batch(self, table: UserTable, cutoff: float, batch: int = 1000) -> int:
-        """Delete or anonymise up to `batch` rows of `table` older than `cutoff` (Unix time);
-        how many. Small batches: other work gets the database between them."""
+        """Delete or anonymise about `batch` of the oldest rows of `table` older than `cutoff`
+        (Unix time); how many. Small batches: other work gets the database between them.
+        (Batched by time, not rowid: WITHOUT ROWID tables have none.)"""
+        when = table.time_column
+        where = f"{when} < ?"
+        if table.anonymise is None:
+            action = f"DELETE FROM {table.table}"
+        else:
+            where += f" AND {table.user_column} != {ANONYMOUS}"
+            action = f"UPDATE {table.table} SET {table.anonymise}"
         with self.transaction() as db:
-            if table.anonymise is None:
-                where = f"{table.time_column} < ?"
-                action = f"DELETE FROM {table.table}"
-            else:
-                where = f"{table.time_column} < ? AND {table.user_column} != {ANONYMOUS}"
-                action = f"UPDATE {table.table} SET {table.anonymise}"
-            cur = db.execute(
-                f"{action} WHERE rowid IN (SELECT rowid FROM {table.table} WHERE {where}"
-                f" LIMIT {int(batch)})", (cutoff,))
-            return cur.rowcount
+            last = db.execute(f"SELECT {when} FROM {table.table} WHERE {where} ORDER BY {when}"
+                              f" LIMIT 1 OFFSET ?", (cutoff, batch - 1)).fetchone()
+            until = cutoff if last is None else last[0]  # fewer left: all of them
+            return db.execute(f"{action} WHERE {where} AND {when} <= ?", (cutoff, until)
+                              ).rowcount
 
     # --- model versions -----------------------------------------------------------------
 

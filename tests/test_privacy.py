@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import pytest
 from bot import replies
 from bot.app import COMMANDS, BotApplication
 from bot.inbox import DONE
-from bot.storage import USER_TABLES, Storage
+from bot.storage import USER_TABLES, Storage, UserTable
 from tests.support import ADMIN_ID, BotApiStandIn
 from tests.support.conversation import REPLY_S, ask_async, buttons, press_async
 from tests.support.in_process import running_bot
@@ -160,3 +161,27 @@ async def test_one_users_thousand_corrections_count_only_up_to_the_cap(
         assert {x[i].tobytes() for i in np.flatnonzero(y == 7)} == {
             c.tobytes() for c in flood[87:100]}
     # leaving the block stops the bot, and with it the training child
+
+
+def test_a_table_reaching_its_user_through_another_is_one_line(tmp_path: Path) -> None:
+    """A per-user table without user or time columns of its own (WITHOUT ROWID, its user
+    through predictions): /forget and retention cover it with expressions in its UserTable."""
+    storage = Storage(tmp_path / "db.sqlite3")
+    storage.execute("CREATE TABLE digits (prediction_id INTEGER NOT NULL REFERENCES"
+                    " predictions(id), position INTEGER NOT NULL, crop BLOB NOT NULL,"
+                    " PRIMARY KEY (prediction_id, position)) WITHOUT ROWID")
+    digits = UserTable(
+        "digits", "digit crops",
+        user_column="(SELECT user_id FROM predictions WHERE id = prediction_id)",
+        time_column="(SELECT created_at FROM predictions WHERE id = prediction_id)")
+    for user in (1, 1, 2):  # readings 1 and 2 are user 1's, 3 user 2's; two digits each
+        pid = storage.add_prediction(user_id=user, chat_id=user, status="ok", reading="12",
+                                     confidence=0.9, latency_ms=5.0, model_version=1, crop=None)
+        for position in range(2):
+            storage.execute("INSERT INTO digits VALUES (?, ?, ?)", (pid, position, b"crop"))
+    storage.execute("UPDATE predictions SET created_at = created_at - ? WHERE id = 1", (DAY,))
+    assert storage.expire_batch(digits, time.time() - DAY / 2, batch=1) == 2  # reading 1's
+    assert storage.expire_batch(digits, time.time() - DAY / 2) == 0
+    assert storage.forget_user(1, (digits,)) == {"digit crops": 2}  # reading 2's
+    assert storage.execute("SELECT prediction_id FROM digits") == [(3,), (3,)]
+    storage.close()
