@@ -85,7 +85,8 @@ class WebServer:
             self._runner = None
 
     async def webhook(self, request: web.Request) -> web.Response:
-        """An update from Telegram: checked for the secret, then queued like a polled one."""
+        """An update from Telegram: checked for the secret, then queued like a polled one —
+        committed to the inbox (InboxQueue.put) before Telegram gets its 200."""
         given = request.headers.get(SECRET_HEADER, "").encode()
         if not hmac.compare_digest(given, self._secret):
             metrics.WEBHOOK_REFUSED.inc()
