@@ -57,7 +57,7 @@ from bot.ratelimit import BotRateLimiter
 from bot.request import AiohttpRequest
 from bot.retention import Retention
 from bot.retrain import Retrainer, check_data, check_trainer
-from bot.retry import CURRENT, RetryPolicy, is_transient
+from bot.retry import CURRENT, RetryPolicy, is_transient, single_try
 from bot.storage import CorrectionPrompt, Prediction, ReadingDigit, Storage
 from bot.web import WebServer, run_webhook
 from model.recognize import Result, render_annotated
@@ -721,11 +721,14 @@ async def post_init(application: BotApplication) -> None:
     await application.bot_data.services.inbox.start()
     bot = application.bot
     try:
-        await bot.set_my_commands(replies.bot_commands(i18n.translator()))
-        for language in i18n.LANGUAGES:
-            if language != i18n.DEFAULT:
-                commands = replies.bot_commands(i18n.translator(language))
-                await bot.set_my_commands(commands, language_code=language)
+        # one try each (Telegram keeps the menus of the last start): an outage at start must
+        # not hold up serving for a retry deadline per language
+        with single_try():
+            await bot.set_my_commands(replies.bot_commands(i18n.translator()))
+            for language in i18n.LANGUAGES:
+                if language != i18n.DEFAULT:
+                    commands = replies.bot_commands(i18n.translator(language))
+                    await bot.set_my_commands(commands, language_code=language)
     except TelegramError as exc:  # the menu is a convenience; serving matters more
         log.warning("Could not register the command menu: %s", exc)
     if (web := application.bot_data.services.web) is not None:

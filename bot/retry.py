@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import warnings
 from collections.abc import Awaitable, Callable, Iterator
@@ -45,6 +46,17 @@ class UpdateBudget:
 
 
 CURRENT: ContextVar[UpdateBudget | None] = ContextVar("update_budget", default=None)
+
+
+@contextlib.contextmanager
+def single_try() -> Iterator[None]:
+    """Calls made inside get one try each: for a probe whose failure is its answer (the health
+    check's getMe), or a courtesy not worth holding up the start for (the command menu)."""
+    token = CURRENT.set(UpdateBudget(deadline=-math.inf))  # a deadline long past
+    try:
+        yield
+    finally:
+        CURRENT.reset(token)
 
 
 def retry_after_s(exc: RetryAfter) -> float:

@@ -25,7 +25,7 @@ from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import Application
 
-from bot import metrics
+from bot import metrics, retry
 from bot.config import Settings
 from bot.models import ServingModel
 from bot.storage import Storage
@@ -119,7 +119,8 @@ class WebServer:
         if age is None or age > self.settings.health_api_max_age_s:
             # quiet (a webhook bot waits for Telegram) or failing: ask Telegram once
             try:
-                await self.application.bot.get_me(read_timeout=HEALTH_PROBE_TIMEOUT_S)
+                with retry.single_try():  # a probe: its failure is the answer, not retried
+                    await self.application.bot.get_me(read_timeout=HEALTH_PROBE_TIMEOUT_S)
             except TelegramError as exc:
                 log.warning("Health check: the Bot API did not answer getMe: %s", exc)
             age = metrics.api_success_age()
