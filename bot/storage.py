@@ -424,23 +424,24 @@ class Storage:
         bytes) counts once; each user adds at most `limit` samples (their newest), the largest
         limit ≤ `per_user` at which no user holds more than `share` of the samples used, the
         share taken of at least `per_user` samples (so the first users' feedback counts).
+        The samples come in the order they were given (a number's digits in reading order).
         Reads on a connection of its own (call it in a worker thread): the database thread
         stays free for the users meanwhile."""
         with contextlib.closing(sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)) as db:
-            rows = db.execute("SELECT user_id, crop, label FROM feedback ORDER BY id DESC"
+            rows = db.execute("SELECT id, user_id, crop, label FROM feedback ORDER BY id DESC"
                               ).fetchall()
         seen: set[bytes] = set()
-        by_user: dict[int, list[tuple[bytes, int]]] = {}
-        for user, crop, label in rows:
+        by_user: dict[int, list[tuple[int, bytes, int]]] = {}  # newest first
+        for row_id, user, crop, label in rows:
             if crop not in seen:
                 seen.add(crop)
-                by_user.setdefault(user, []).append((crop, label))
+                by_user.setdefault(user, []).append((row_id, crop, label))
         counts = [len(samples) for samples in by_user.values()]
         limit = per_user
         while limit > 0 and limit > share * max(sum(min(n, limit) for n in counts), per_user):
             limit -= 1
-        kept = [sample for samples in by_user.values() for sample in samples[:limit]]
-        x, y = _samples([c for c, _ in kept], [label for _, label in kept])
+        kept = sorted(sample for samples in by_user.values() for sample in samples[:limit])
+        x, y = _samples([c for _, c, _ in kept], [label for _, _, label in kept])
         return Corrections(x, y, users=len(by_user) if limit else 0,
                            duplicates=len(rows) - len(seen), over_cap=len(seen) - len(kept),
                            per_user=limit)
