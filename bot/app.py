@@ -802,7 +802,7 @@ def build_application(settings: Settings) -> BotApplication:
         retention=Retention(storage, settings),
     )
     if settings.webhook_url or settings.metrics_port:
-        svc.web = WebServer(application, settings, storage, lambda: data.model,
+        svc.web = WebServer(application, settings, storage, inbox, lambda: data.model,
                             webhook=settings.webhook_url is not None)
     jobs = application.job_queue
     assert jobs is not None  # python-telegram-bot[job-queue]

@@ -114,6 +114,12 @@ class Inbox:
                                  (DONE, EXPIRED, cutoff)).rowcount
             return expired, deleted
 
+    def waiting(self) -> int:
+        """How many updates wait on disk, not yet in memory (the partial index counts them)."""
+        ((count,),) = self.storage.execute("SELECT COUNT(*) FROM inbox WHERE state = ?",
+                                           (WAITING,))
+        return int(count)
+
     def states(self) -> dict[int, int]:
         """How many updates are in each state (WAITING, IN_MEMORY, DONE, EXPIRED)."""
         return dict(self.storage.execute("SELECT state, COUNT(*) FROM inbox GROUP BY state"))
