@@ -2,7 +2,8 @@
 
 Handlers are small; `main()` builds the Application and registers them in one block.
 Recognition runs in a thread pool, each user's photos in their own lane (fairness), every
-outgoing call through the rate limiter, and the active model can be swapped while serving.
+outgoing call through the rate limiter and its retry policy, every update through the durable
+inbox, SQLite in its own thread, and the active model can be swapped while serving.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatAction, ChatType
-from telegram.error import TelegramError
+from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -49,11 +50,14 @@ from bot.charts import stats_pictures
 from bot.config import Settings, load_settings
 from bot.fairness import UserLanes
 from bot.i18n import Translator
+from bot.inbox import InboxProcessor, InboxQueue
 from bot.logs import setup_logging
 from bot.models import ModelRegistry, ServingModel, read_metrics
 from bot.ratelimit import BotRateLimiter
 from bot.request import AiohttpRequest
+from bot.retention import Retention
 from bot.retrain import Retrainer, check_data, check_trainer
+from bot.retry import CURRENT, RetryPolicy, is_transient, single_try
 from bot.storage import CorrectionPrompt, Prediction, ReadingDigit, Storage
 from bot.web import WebServer, run_webhook
 from model.recognize import Result, render_annotated
@@ -75,6 +79,9 @@ class Services:
     retrainer: Retrainer
     executor: ThreadPoolExecutor
     lanes: UserLanes
+    retry: RetryPolicy
+    inbox: InboxQueue
+    retention: Retention
     web: WebServer | None = None  # /healthz, /metrics and the webhook, when configured
 
 
@@ -100,14 +107,28 @@ class BotContext(CallbackContext[ExtBot[int], dict[Any, Any], dict[Any, Any], Bo
         context._update = update
         return context
 
+    async def refresh_data(self) -> None:
+        """PTB awaits this once it has built the context, before the first handler runs: the
+        user's language is read here, in the database thread, so `tr` never blocks the loop."""
+        await super().refresh_data()
+        await self.load_language()
+
+    async def load_language(self) -> None:
+        """Their /language choice, else Telegram's language_code (read off the event loop)."""
+        update = self._update
+        user = update.effective_user if isinstance(update, Update) else None
+        storage = self.services.storage
+        chosen = await storage.run(storage.language, user.id) if user else None
+        self._tr = i18n.translator(chosen, user.language_code if user else None)
+
     @property
     def tr(self) -> Translator:
-        """The user's language: their /language choice, else Telegram's language_code."""
+        """The user's language (load_language); a context PTB did not refresh (the error
+        handler's, a job's) has Telegram's language_code until it is loaded."""
         if self._tr is None:
             update = self._update
             user = update.effective_user if isinstance(update, Update) else None
-            chosen = self.services.storage.language(user.id) if user else None
-            self._tr = i18n.translator(chosen, user.language_code if user else None)
+            self._tr = i18n.translator(None, user.language_code if user else None)
         return self._tr
 
     @property
@@ -123,7 +144,7 @@ class BotContext(CallbackContext[ExtBot[int], dict[Any, Any], dict[Any, Any], Bo
         self.bot_data.model = model
 
 
-# The bot's Application type (no job queue is used; PTB's default type stands there).
+# The bot's Application type (its JobQueue's type parameter is PTB's default: Any here).
 BotApplication = Application[ExtBot[int], BotContext, dict[Any, Any], dict[Any, Any], BotData, Any]
 
 
@@ -205,11 +226,12 @@ async def language_chosen(update: Update, context: BotContext) -> None:
     assert query is not None  # CallbackQueryHandler
     code = replies.parse_language(query.data)
     if code is None:
-        await query.answer(context.tr(replies.NOT_MINE))
+        await answer_query(update, context.tr(replies.NOT_MINE))
         return
-    context.services.storage.set_language(query.from_user.id, code)  # committed first
+    storage = context.services.storage
+    await storage.run(storage.set_language, query.from_user.id, code)  # committed first
     done = i18n.translator(code, query.from_user.language_code)(replies.LANGUAGE_SET)
-    await query.answer(done)
+    await answer_query(update, done)
     if is_private(update):  # in a group the menu stays for the others
         with contextlib.suppress(TelegramError):
             await query.edit_message_text(done)
@@ -272,7 +294,8 @@ async def read_image(
             if not quiet:
                 await message.reply_text(replies.too_big(context.tr, tg_file.file_size, limit))
             return
-        data = bytes(await tg_file.download_as_bytearray())
+        # the download bypasses the Bot API methods (and so the rate limiter): retried here
+        data = bytes(await svc.retry.call(tg_file.download_as_bytearray, "download"))
         model = context.model
         loop = asyncio.get_running_loop()
         result = await loop.run_in_executor(svc.executor, recognize_safely, model, data)
@@ -317,7 +340,10 @@ async def reply_reading(
     threshold = svc.settings.doubt_threshold
     single = result.status == "ok" and len(result.digits) == 1
     number = result.status == "ok" and 1 < len(result.digits) <= corrections.MAX_DIGITS
-    prediction_id = svc.storage.add_prediction(
+    storage = svc.storage
+    prediction_id = await storage.run(
+        storage.add_prediction,
+        update_id=update.update_id,
         user_id=sender_id(update),
         chat_id=message.chat_id,
         status=result.status,
@@ -328,9 +354,8 @@ async def reply_reading(
         crop=result.digits[0].crop if single else None,
     )
     if number:
-        svc.storage.add_reading_digits(
-            prediction_id, [(d.line, d.digit, d.crop) for d in result.digits]
-        )
+        await storage.run(storage.add_reading_digits,
+                          prediction_id, [(d.line, d.digit, d.crop) for d in result.digits])
     if result.status == "no_digit":
         await message.reply_text(replies.no_digit(tr))
         return
@@ -354,7 +379,7 @@ async def reply_reading(
     else:
         sent = await message.reply_text(text, reply_markup=keyboard)
     if single or number:
-        svc.storage.set_reply_message(prediction_id, sent.message_id)
+        await storage.run(storage.set_reply_message, prediction_id, sent.message_id)
 
 
 def owns_reading(prediction: Prediction | None, query: CallbackQuery) -> bool:
@@ -384,55 +409,56 @@ async def mark_reading(query: CallbackQuery, mark: str) -> None:
 
 async def feedback(update: Update, context: BotContext) -> None:
     """✅ / 0–9 under a single digit: validate, commit the label, then acknowledge."""
-    svc = context.services
+    storage = context.services.storage
     tr = context.tr
     query = update.callback_query
     assert query is not None  # CallbackQueryHandler
     parsed = replies.parse_feedback(query.data)
     if parsed is None:
-        await query.answer(tr(replies.NOT_MINE))
+        await answer_query(update, tr(replies.NOT_MINE))
         return
     prediction_id, label = parsed
-    prediction = svc.storage.prediction(prediction_id)
+    prediction = await storage.run(storage.prediction, prediction_id)
     if prediction is None or prediction.crop is None or not owns_reading(prediction, query):
-        await query.answer(tr(replies.NOT_YOURS))
+        await answer_query(update, tr(replies.NOT_YOURS))
         return
-    if not svc.storage.add_feedback(prediction, label):  # committed before we answer
-        await query.answer(tr(replies.ALREADY_NOTED))
+    if not await storage.run(storage.add_feedback, prediction, label):  # committed first
+        await answer_query(update, tr(replies.ALREADY_NOTED))
         return
     mark = replies.feedback_mark(tr, prediction.reading, label)
-    await query.answer(mark)
+    await answer_query(update, mark)
     await mark_reading(query, mark)
 
 
 async def number_feedback(update: Update, context: BotContext) -> None:
     """✅ / ✏️ Correct under a number: confirm every digit, or ask for the right number."""
-    svc = context.services
+    storage = context.services.storage
     tr = context.tr
     query = update.callback_query
     assert query is not None  # CallbackQueryHandler
     parsed = replies.parse_number_button(query.data)
     if parsed is None:
-        await query.answer(tr(replies.NOT_MINE))
+        await answer_query(update, tr(replies.NOT_MINE))
         return
     prediction_id, action = parsed
-    prediction = svc.storage.prediction(prediction_id)
-    digits = svc.storage.reading_digits(prediction_id) if prediction else []
+    prediction = await storage.run(storage.prediction, prediction_id)
+    digits = await storage.run(storage.reading_digits, prediction_id) if prediction else []
     if prediction is None or not digits or not owns_reading(prediction, query):
-        await query.answer(tr(replies.NOT_YOURS))
+        await answer_query(update, tr(replies.NOT_YOURS))
         return
-    if svc.storage.has_feedback(prediction_id):
-        await query.answer(tr(replies.ALREADY_NOTED))
+    if await storage.run(storage.has_feedback, prediction_id):
+        await answer_query(update, tr(replies.ALREADY_NOTED))
         return
     if action == "ok":
-        if not svc.storage.add_number_feedback(prediction, [d.digit for d in digits]):
-            await query.answer(tr(replies.ALREADY_NOTED))
+        labels = [d.digit for d in digits]
+        if not await storage.run(storage.add_number_feedback, prediction, labels):
+            await answer_query(update, tr(replies.ALREADY_NOTED))
             return
         mark = tr(replies.CONFIRMED)
-        await query.answer(mark)
+        await answer_query(update, mark)
         await mark_reading(query, mark)
         return
-    await query.answer(tr(replies.CORRECTION_ASKED))
+    await answer_query(update, tr(replies.CORRECTION_ASKED))
     message = query.message
     photo_message = message.reply_to_message if isinstance(message, Message) else None
     assert message is not None  # owns_reading
@@ -456,9 +482,10 @@ async def ask_for_number(
         ),
         reply_parameters=ReplyParameters(reply_to, allow_sending_without_reply=True),
     )
-    context.services.storage.add_correction_prompt(
-        chat_id, sent.message_id, prediction.user_id, prediction.id,
-        expired_before=time.time() - corrections.PROMPT_TTL_S,
+    storage = context.services.storage
+    await storage.run(
+        storage.add_correction_prompt, chat_id, sent.message_id, prediction.user_id,
+        prediction.id, expired_before=time.time() - corrections.PROMPT_TTL_S,
     )
 
 
@@ -468,7 +495,7 @@ def line_counts(digits: list[ReadingDigit]) -> list[int]:
     return [sum(1 for d in digits if d.line == line) for line in lines]
 
 
-def open_prompt(update: Update, context: BotContext) -> CorrectionPrompt | None | bool:
+async def open_prompt(update: Update, context: BotContext) -> CorrectionPrompt | None | bool:
     """The question a text message answers: the one it replies to, else the sender's latest
     in this chat (in a group only when the text is a number: chatter is not an answer).
     None: no question; False: it replies to a question that has expired."""
@@ -480,35 +507,36 @@ def open_prompt(update: Update, context: BotContext) -> CorrectionPrompt | None 
     if replied is not None and replied.from_user is not None and (
         replied.from_user.id == context.bot.id
     ):
-        prompt = storage.correction_prompt(message.chat_id, replied.message_id)
+        prompt = await storage.run(storage.correction_prompt, message.chat_id,
+                                   replied.message_id)
         if prompt is not None:
             if prompt.user_id != user_id:
                 return None  # someone else's question
             return prompt if prompt.created_at >= since else False
     if not is_private(update) and not corrections.looks_like_a_number(message.text or ""):
         return None
-    return storage.latest_correction_prompt(user_id, message.chat_id, since)
+    return await storage.run(storage.latest_correction_prompt, user_id, message.chat_id, since)
 
 
 async def text_message(update: Update, context: BotContext) -> None:
     """Text: the right number after ✏️ Correct; otherwise, in a private chat, what the bot
     reads (group chatter is left alone)."""
-    svc = context.services
+    storage = context.services.storage
     tr = context.tr
     message = message_of(update)
-    prompt = open_prompt(update, context)
+    prompt = await open_prompt(update, context)
     if prompt is False:
         await message.reply_text(tr(replies.CORRECTION_EXPIRED))
         return
     prediction = digits = None
     if isinstance(prompt, CorrectionPrompt):  # its reading may have been deleted since
-        prediction = svc.storage.prediction(prompt.prediction_id)
-        digits = svc.storage.reading_digits(prompt.prediction_id)
+        prediction = await storage.run(storage.prediction, prompt.prediction_id)
+        digits = await storage.run(storage.reading_digits, prompt.prediction_id)
     if prediction is None or not digits:
         if is_private(update):
             await message.reply_text(tr(replies.TEXT_ONLY))
         return
-    if svc.storage.has_feedback(prediction.id):
+    if await storage.run(storage.has_feedback, prediction.id):
         await message.reply_text(tr(replies.ALREADY_NOTED))
         return
     expected = line_counts(digits)
@@ -518,7 +546,7 @@ async def text_message(update: Update, context: BotContext) -> None:
         await ask_for_number(context, prediction, digits, message.message_id, message.chat_id,
                              replies.correction_retry(tr, expected, got))
         return
-    if not svc.storage.add_number_feedback(prediction, labels):  # committed before we answer
+    if not await storage.run(storage.add_number_feedback, prediction, labels):  # committed
         await message.reply_text(tr(replies.ALREADY_NOTED))
         return
     typed, start = [], 0
@@ -533,11 +561,24 @@ async def text_message(update: Update, context: BotContext) -> None:
             )
 
 
+async def answer_query(update: Update, text: str) -> None:
+    """Answer a button press. One handled again after a restart may be too old to answer
+    (Telegram allows seconds); what it did is stored, so that is no error."""
+    query = update.callback_query
+    assert query is not None
+    try:
+        await query.answer(text)
+    except BadRequest as exc:
+        if "query is too old" not in exc.message:
+            raise
+        log.info("Button press %s answered too late: %s", query.id, exc.message)
+
+
 async def stats(update: Update, context: BotContext) -> None:
     """The model's charts with its version, accuracy, training date and live figures."""
     svc = context.services
     model = context.model
-    version = svc.registry.get(model.version)
+    version = await svc.storage.run(svc.registry.get, model.version)
     assert version is not None, "the serving model is always a registered version"
     metrics = read_metrics(model.path)
     trained = metrics.get("created_at") or version.created_at
@@ -545,19 +586,26 @@ async def stats(update: Update, context: BotContext) -> None:
         mtime = (model.path / "model.tflite").stat().st_mtime
         trained = datetime.fromtimestamp(mtime, UTC).isoformat(timespec="seconds")
     tr = context.tr
-    caption = replies.stats_caption(tr, version, metrics, trained[:10], svc.storage.live_stats())
+    live = await svc.storage.run(svc.storage.live_stats)
+    caption = replies.stats_caption(tr, version, metrics, trained[:10], live)
     message = message_of(update)
     with contextlib.suppress(TelegramError):  # "sending a photo…" is a courtesy too
         await context.bot.send_chat_action(message.chat_id, ChatAction.UPLOAD_PHOTO)
-    pictures = await asyncio.to_thread(
-        stats_pictures, model.path, svc.storage.recent_latencies(), tr
-    )
+    latencies = await svc.storage.run(svc.storage.recent_latencies)
+    pictures = await asyncio.to_thread(stats_pictures, model.path, latencies, tr)
     if len(pictures) == 1:
         await message.reply_photo(pictures[0], caption=caption)
     else:
         media = [InputMediaPhoto(p, caption=caption if i == 0 else None)
                  for i, p in enumerate(pictures)]
         await message.reply_media_group(media)
+
+
+async def forget(update: Update, context: BotContext) -> None:
+    """Delete everything stored about the sender and say how many records went."""
+    storage = context.services.storage
+    gone = await storage.run(storage.forget_user, sender_id(update))
+    await message_of(update).reply_text(replies.forgotten(context.tr, gone))
 
 
 async def unknown_command(update: Update, context: BotContext) -> None:
@@ -605,7 +653,8 @@ async def retrain(update: Update, context: BotContext) -> None:
 
 async def models(update: Update, context: BotContext) -> None:
     """Admins: list the model versions with their accuracy; the serving one is marked."""
-    versions = context.services.registry.versions()
+    svc = context.services
+    versions = await svc.storage.run(svc.registry.versions)
     await message_of(update).reply_text(replies.models_text(versions))
 
 
@@ -617,12 +666,12 @@ async def rollback(update: Update, context: BotContext) -> None:
         await message.reply_text("A retraining is running; roll back after it reports.")
         return
     current = context.model
-    target = svc.registry.rollback_target()
+    target = await svc.storage.run(svc.registry.rollback_target)
     if target is None:
         await message.reply_text(f"Nothing to roll back to: v{current.version} is the first.")
         return
     loaded = await asyncio.to_thread(svc.registry.load, target)  # fails before anything changes
-    svc.storage.activate(target.version)
+    await svc.storage.run(svc.storage.activate, target.version)
     context.model = loaded
     await message.reply_text(
         f"↩️ Rolled back: v{target.version} is serving (was v{current.version})."
@@ -640,10 +689,24 @@ async def admins_only(update: Update, context: BotContext) -> None:
 
 
 async def error_handler(update: object, context: BotContext) -> None:
-    """Log the exception and tell the user something went wrong."""
-    log.error("Exception while handling an update", exc_info=context.error)
+    """How an update that failed ends. The Bot API kept failing past the retry deadline: it
+    stays in the inbox for a later try. The user blocked the bot: nothing more to do. Anything
+    else: log it and tell the user something went wrong (a final, human answer)."""
+    error = context.error
+    update_id = update.update_id if isinstance(update, Update) else None
+    budget = CURRENT.get()
+    if error is not None and is_transient(error):
+        log.warning("Update %s could not be answered yet: %s", update_id, error)
+        if budget is not None:
+            budget.unfinished = True
+        return
+    if isinstance(error, Forbidden):
+        log.warning("Update %s ends unanswered: %s", update_id, error)
+        return
+    log.error("Exception while handling an update", exc_info=error)
     if isinstance(update, Update) and update.effective_chat is not None:
         try:
+            await context.load_language()  # PTB does not refresh an error handler's context
             sorry = context.tr(replies.SORRY)
         except Exception:  # e.g. the database is what failed: English will do
             sorry = replies.SORRY
@@ -652,14 +715,20 @@ async def error_handler(update: object, context: BotContext) -> None:
 
 
 async def post_init(application: BotApplication) -> None:
-    """The command menu: English for everyone, and each language's own for its speakers."""
+    """The inbox's backlog from before the start, then the command menu (English for everyone,
+    each language's own for its speakers), then the web server."""
+    # before polling or the webhook take new updates: the restart's unfinished ones wait again
+    await application.bot_data.services.inbox.start()
     bot = application.bot
     try:
-        await bot.set_my_commands(replies.bot_commands(i18n.translator()))
-        for language in i18n.LANGUAGES:
-            if language != i18n.DEFAULT:
-                commands = replies.bot_commands(i18n.translator(language))
-                await bot.set_my_commands(commands, language_code=language)
+        # one try each (Telegram keeps the menus of the last start): an outage at start must
+        # not hold up serving for a retry deadline per language
+        with single_try():
+            await bot.set_my_commands(replies.bot_commands(i18n.translator()))
+            for language in i18n.LANGUAGES:
+                if language != i18n.DEFAULT:
+                    commands = replies.bot_commands(i18n.translator(language))
+                    await bot.set_my_commands(commands, language_code=language)
     except TelegramError as exc:  # the menu is a convenience; serving matters more
         log.warning("Could not register the command menu: %s", exc)
     if (web := application.bot_data.services.web) is not None:
@@ -689,6 +758,9 @@ def build_application(settings: Settings) -> BotApplication:
     serving = registry.load(active)
     log.info("Serving model v%s from %s", serving.version, serving.path)
 
+    retry = RetryPolicy.from_settings(settings)
+    inbox = InboxQueue(storage, settings.max_concurrent_updates,
+                       settings.inbox_retry_after_s, settings.inbox_max_age.total_seconds())
     root = settings.api_root
     application = (
         ApplicationBuilder()
@@ -698,7 +770,9 @@ def build_application(settings: Settings) -> BotApplication:
         .base_url(f"{root}/bot")
         .base_file_url(f"{root}/file/bot")
         .rate_limiter(BotRateLimiter.from_settings(settings))
-        .concurrent_updates(settings.max_concurrent_updates)
+        # every update is committed to the inbox before Telegram hears it arrived
+        .update_queue(inbox)
+        .concurrent_updates(InboxProcessor(inbox, retry, settings.max_concurrent_updates))
         # many users at once wait for a connection (30 s) rather than fail
         .request(AiohttpRequest(settings.http_connections, pool_timeout=30))
         .get_updates_request(AiohttpRequest(1, read_timeout=5))
@@ -708,6 +782,8 @@ def build_application(settings: Settings) -> BotApplication:
         .build()
     )
 
+    inbox.bot = application.bot
+    inbox.running = lambda: application.running
     data = application.bot_data
 
     def swap(model: ServingModel) -> None:
@@ -721,16 +797,26 @@ def build_application(settings: Settings) -> BotApplication:
         retrainer=Retrainer(settings, registry, lambda: data.model, swap),
         executor=ThreadPoolExecutor(settings.recognize_threads, thread_name_prefix="recognize"),
         lanes=UserLanes(settings.user_in_flight, settings.queue_notice_after),
+        retry=retry,
+        inbox=inbox,
+        retention=Retention(storage, settings),
     )
     if settings.webhook_url or settings.metrics_port:
-        svc.web = WebServer(application, settings, storage, lambda: data.model,
+        svc.web = WebServer(application, settings, storage, inbox, lambda: data.model,
                             webhook=settings.webhook_url is not None)
+    jobs = application.job_queue
+    assert jobs is not None  # python-telegram-bot[job-queue]
+    # updates parked after their retries, when their wait is over
+    jobs.run_repeating(inbox.job, settings.inbox_retry_after_s, name="inbox")
+    jobs.run_repeating(svc.retention.job, settings.retention_interval_s, first=60,
+                       name="retention")
 
     admins = filters.User(user_id=settings.admin_ids)  # numeric ids only
     application.add_handler(TypeHandler(Update, ignore_bots), group=-1)  # before all others
     application.add_handler(CommandHandler(["start", "help"], start))
     application.add_handler(CommandHandler("stats", stats))
     application.add_handler(CommandHandler("language", language))
+    application.add_handler(CommandHandler("forget", forget))
     application.add_handler(CommandHandler("retrain", retrain, filters=admins))
     application.add_handler(CommandHandler("models", models, filters=admins))
     application.add_handler(CommandHandler("rollback", rollback, filters=admins))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -38,7 +39,17 @@ class Settings(BaseSettings):
     rate_chat_per_s: float = Field(1, ge=0)
     rate_chat_burst: int = Field(1, ge=1)
     rate_max_retries: int = Field(5, ge=0)  # retries after a 429 (retry_after honoured)
-    send_retries: int = Field(2, ge=0)  # retries after a 5xx / connection error on a send
+
+    # Outages (bot/retry.py): transient failures of any call are retried with exponential
+    # backoff and jitter, each update for up to RETRY_DEADLINE_S from its first failure; then
+    # it waits in the inbox and is tried again later.
+    retry_deadline_s: float = Field(300, ge=0)
+    retry_base_s: float = Field(0.5, gt=0)  # the first wait; doubles after each failure
+    retry_max_s: float = Field(30, gt=0)  # the longest wait between two tries
+    # The inbox (bot/inbox.py): unfinished updates younger than this are handled again after a
+    # restart (Telegram keeps undelivered updates for 24 h); done ones are forgotten after it.
+    inbox_max_age: timedelta = timedelta(hours=24)
+    inbox_retry_after_s: float = Field(60, gt=0)  # an update that gave up waits this long
 
     # Serving.
     max_concurrent_updates: int = Field(1024, ge=1)
@@ -55,6 +66,12 @@ class Settings(BaseSettings):
     # admin), answered only when it holds digits.
     group_read_all: bool = True
 
+    # Data kept (bot/retention.py): after DATA_RETENTION_DAYS a reading loses its user and chat
+    # ids and its crop, and feedback is deleted; /stats's totals are counters and stay.
+    data_retention_days: float = Field(180, gt=0)
+    retention_interval_s: float = Field(3600, gt=0)  # how often the retention job runs
+    retrain_keep_runs: int = Field(10, ge=1)  # DATA_DIR/retrain/<stamp>/ directories kept
+
     # Retraining.
     retrain_default_epochs: int | None = Field(None, ge=1)  # None: model.train's own default
     retrain_max_epochs: int = Field(50, ge=1)
@@ -69,6 +86,10 @@ class Settings(BaseSettings):
     # A shell command that trains instead of the local `python -m model.train` (another
     # machine, a container, a Kubernetes Job); see docs/operations.md for its contract.
     retrain_command: str | None = None
+    # Feedback one user may add to a retraining: at most this many samples, and at most this
+    # share of all samples used (of at least CORRECTIONS_PER_USER samples in all).
+    corrections_per_user: int = Field(100, ge=1)
+    corrections_user_share: float = Field(0.2, gt=0, le=1)
 
     # Webhook mode (WEBHOOK_URL set) instead of long polling; Telegram needs HTTPS.
     webhook_url: str | None = None

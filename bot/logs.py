@@ -28,11 +28,13 @@ class TokenFilter(logging.Filter):
 
 
 def setup_logging(level: str, token: str) -> None:
-    """Root logging at LOG_LEVEL, httpx quiet, the token filtered out of every handler."""
+    """Root logging at LOG_LEVEL, httpx and apscheduler quiet, the token filtered out of every
+    handler."""
     logging.basicConfig(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=level
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # a line per job run otherwise
     token_filter = TokenFilter(token)
     for handler in logging.getLogger().handlers:
         handler.addFilter(token_filter)

@@ -1,8 +1,10 @@
 """The bot's Prometheus metrics (prometheus-client, its default registry), all in one place.
 
-`GET /metrics` serves them (bot/web.py). Labelled series are created at import with zero, so
-an alert on their rate works before the first event. Besides these, prometheus-client's own
-process metrics come along (CPU seconds, resident memory, open files, start time).
+`GET /metrics` serves them (bot/web.py), counting the inbox's waiting updates in the database
+thread first (INBOX_WAITING; the other gauges are read from memory when scraped). Labelled
+series are created at import with zero, so an alert on their rate works before the first event.
+Besides these, prometheus-client's own process metrics come along (CPU seconds, resident
+memory, open files, start time).
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ RECOGNITION_SECONDS = Histogram(
 )
 UPDATES_WAITING = Gauge(
     "digitbot_updates_waiting", "Updates received from Telegram, not yet being handled"
+)
+INBOX_WAITING = Gauge(
+    "digitbot_inbox_waiting",
+    "Updates waiting in the durable inbox on disk, not yet in memory (a backlog beyond "
+    "MAX_CONCURRENT_UPDATES, or parked after their retries)",
 )
 UPDATES_IN_FLIGHT = Gauge(
     "digitbot_updates_in_flight", "Updates being handled now (photos waiting in a user's lane too)"

@@ -1,31 +1,28 @@
 """Outgoing request limits: PTB's AIORateLimiter plus what it leaves out.
 
 AIORateLimiter enforces Telegram's per-group limit (20 msg/min) and retries after a 429.
-Telegram also asks for at most ~30 messages/s overall and about 1 per second in any one chat,
-and a 5xx answer or a dropped connection on a send deserves a short retry, not a lost reply.
+Telegram also asks for at most ~30 messages/s overall and about 1 per second in any one chat.
 Both rates hold at the moment a message is sent: one chat's messages go one at a time, each
 waiting until its chat's window allows it (from when the previous ones were *sent*), then for
-an overall slot, and it is sent right then.
+an overall slot, and it is sent right then. Every Bot API call but getUpdates passes through
+here, so transient failures (5xx, dropped connections, timeouts) are retried here too, by the
+bot's one retry policy (bot/retry.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from aiolimiter import AsyncLimiter
-from telegram.error import BadRequest, NetworkError, TimedOut
 from telegram.ext import AIORateLimiter
 
 from bot.config import Settings
+from bot.retry import RetryPolicy
 
-log = logging.getLogger(__name__)
-
-RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0)
 MAX_CHATS = 4096  # forget idle chats' send times beyond this many
 # Telegram counts messages as they arrive, and requests in flight arrive a few milliseconds
 # apart from how they left: sends are spaced this much wider than the limits themselves.
@@ -33,7 +30,7 @@ SPACING_MARGIN = 1.02
 
 
 class BotRateLimiter(AIORateLimiter):
-    """AIORateLimiter + overall and per-chat pacing at send time + retries of failed sends."""
+    """AIORateLimiter + overall and per-chat pacing at send time + the retry policy."""
 
     def __init__(
         self,
@@ -43,7 +40,7 @@ class BotRateLimiter(AIORateLimiter):
         chat_per_s: float,
         chat_burst: int,
         max_retries: int,
-        send_retries: int,
+        retry: RetryPolicy,
     ) -> None:
         super().__init__(
             overall_max_rate=0,  # paced below, at the moment of sending
@@ -59,11 +56,11 @@ class BotRateLimiter(AIORateLimiter):
         self._chat_window = SPACING_MARGIN * chat_burst / chat_per_s if chat_per_s else 0.0
         self._chat_turns: dict[int, asyncio.Lock] = {}
         self._chat_sent: dict[int, deque[float]] = {}  # each chat's latest send times
-        self._send_retries = send_retries
+        self._retry = retry
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BotRateLimiter:
-        """Telegram's limits by default; RATE_LIMIT=0 lifts them (5xx/429 retries stay)."""
+        """Telegram's limits by default; RATE_LIMIT=0 lifts them (retries stay)."""
         on = settings.rate_limit
         return cls(
             overall_per_s=settings.rate_overall_per_s if on else 0,
@@ -71,7 +68,7 @@ class BotRateLimiter(AIORateLimiter):
             chat_per_s=settings.rate_chat_per_s if on else 0,
             chat_burst=settings.rate_chat_burst,
             max_retries=settings.rate_max_retries,
-            send_retries=settings.send_retries,
+            retry=RetryPolicy.from_settings(settings),
         )
 
     def _paced(self, chat_id: object, callback: Callable[..., Coroutine[Any, Any, Any]]
@@ -125,19 +122,10 @@ class BotRateLimiter(AIORateLimiter):
         chat_id = data.get("chat_id")
         with contextlib.suppress(TypeError, ValueError):
             chat_id = int(chat_id)  # type: ignore[arg-type]
-        for attempt in range(self._send_retries + 1):
-            try:
-                # AIORateLimiter (group limit, 429 retries) around the paced send
-                return await super().process_request(
-                    self._paced(chat_id, callback), args, kwargs, endpoint, data,
-                    rate_limit_args,
-                )
-            except (BadRequest, TimedOut):
-                raise  # a 400 won't improve; a timed-out send may have arrived (no doubles)
-            except NetworkError as exc:  # 5xx or connection refused/reset
-                if attempt == self._send_retries:
-                    raise
-                delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
-                log.warning("%s failed (%s); retrying in %.1f s", endpoint, exc, delay)
-                await asyncio.sleep(delay)
-        raise AssertionError("unreachable")
+        # AIORateLimiter (group limit, 429 waits) around the paced call, retried as a whole
+        return await self._retry.call(
+            lambda: super(BotRateLimiter, self).process_request(
+                self._paced(chat_id, callback), args, kwargs, endpoint, data, rate_limit_args
+            ),
+            endpoint,
+        )

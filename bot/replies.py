@@ -39,6 +39,7 @@ HELP_GROUPS = N_(
 HELP_COMMANDS = N_(
     "/stats — my model's accuracy, training curves and live figures\n"
     "/language — choose my language\n"
+    "/forget — delete everything I have stored about you\n"
     "/help — this message"
 )
 ADMIN_HELP = N_("Admins: /retrain [EPOCHS], /models, /rollback")
@@ -71,6 +72,7 @@ COMMANDS = (
     ("help", N_("How to take a good photo")),
     ("stats", N_("Model accuracy, training curves, live figures")),
     ("language", N_("Choose my language")),
+    ("forget", N_("Delete everything stored about you")),
     ("retrain", N_("Admins: train a new model [EPOCHS]")),
     ("models", N_("Admins: model versions")),
     ("rollback", N_("Admins: back to the previous model")),
@@ -102,6 +104,21 @@ def too_big(tr: Translator, size: int, limit: int) -> str:
     return tr.gettext(
         "That file is too big for me ({size} MB; up to {limit} MB). Please send a photo."
     ).format(size=tr.number(size / 2**20, 1), limit=tr.number(limit / 2**20))
+
+
+def forgotten(tr: Translator, gone: dict[str, int]) -> str:
+    """/forget's answer: how many records went, by kind (storage.USER_TABLES names them)."""
+    total = sum(gone.values())
+    if not total:
+        return tr.gettext("I have nothing stored about you — nothing to delete.")
+    kinds = ", ".join(f"{tr(what)}: {tr.number(n)}" for what, n in gone.items() if n)
+    return tr.ngettext(
+        "🗑 Done: I deleted {n} record about you ({kinds}). The totals in /stats are "
+        "anonymous counts and stay.",
+        "🗑 Done: I deleted {n} records about you ({kinds}). The totals in /stats are "
+        "anonymous counts and stay.",
+        total,
+    ).format(n=tr.number(total), kinds=kinds)
 
 
 def unknown_command(tr: Translator, command: str) -> str:

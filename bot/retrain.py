@@ -29,9 +29,11 @@ import numpy as np
 from telegram import Bot
 from telegram.error import TelegramError
 
-from bot import metrics
+from bot import metrics, retry
 from bot.config import Settings
 from bot.models import MODEL_FILE, ModelRegistry, ServingModel, read_metrics
+from bot.retention import prune_runs
+from bot.storage import Corrections
 from model.recognize import Recognizer
 
 log = logging.getLogger(__name__)
@@ -134,6 +136,7 @@ class Retrainer:
                 await asyncio.wait_for(asyncio.shield(self._task), STOP_GRACE_S)
 
     async def _run(self, bot: Bot, chat_id: int, epochs: int | None) -> Outcome:
+        retry.CURRENT.set(None)  # its calls get retry deadlines of their own, not /retrain's
         current = self._serving()
         try:
             outcome = await self._train_and_decide(bot, chat_id, epochs, current)
@@ -155,7 +158,12 @@ class Retrainer:
         work.mkdir(parents=True, exist_ok=True)
         run_dir = self.registry.training_dir()
 
-        x_extra, y_extra = self.registry.storage.feedback_samples()
+        # users' feedback, capped per user so no one steers the model (storage.py)
+        feedback = await asyncio.to_thread(
+            self.registry.storage.training_corrections, self.settings.corrections_per_user,
+            self.settings.corrections_user_share)
+        x_extra, y_extra = feedback.x, feedback.y
+        await asyncio.to_thread(prune_runs, work.parent, self.settings.retrain_keep_runs)
         extra = work / "corrections.npz" if len(x_extra) else None
         if extra is not None:
             np.savez(extra, x=x_extra, y=y_extra)
@@ -164,7 +172,7 @@ class Retrainer:
         progress = await bot.send_message(
             chat_id,
             f"🏋️ Retraining started on {data.name} + {len(x_extra)} feedback samples. "
-            f"v{current.version} keeps serving meanwhile.",
+            f"v{current.version} keeps serving meanwhile.\n{feedback_line(feedback)}",
         )
         self._proc = proc = await asyncio.create_subprocess_exec(
             sys.executable, "-c", LAUNCHER, str(os.getpid()), str(self.settings.retrain_nice),
@@ -205,8 +213,9 @@ class Retrainer:
         trained_acc = read_metrics(run_dir).get("test_accuracy")
         promote = new_acc >= old_acc - self.settings.promote_tolerance
         note = f"retrained; {len(x_extra)} feedback samples"
-        # On the loop's thread: install() uses the SQLite connection, which belongs to it.
-        version = self.registry.install(run_dir, new_acc, activate=promote, note=note)
+        # fsyncs and a commit: off the event loop (the storage's lock orders the commit)
+        version = await asyncio.to_thread(
+            self.registry.install, run_dir, new_acc, activate=promote, note=note)
         scores = (
             f"on the {data.name} test split ({len(y_test)} images): new {fmt_pct(new_acc)}, "
             f"v{current.version} {fmt_pct(old_acc)}"
@@ -219,7 +228,7 @@ class Retrainer:
                 f"It is stored as v{version}, not serving.",
                 result="kept",
             )
-        row = self.registry.get(version)
+        row = await asyncio.to_thread(self.registry.get, version)
         assert row is not None
         self._swap(await asyncio.to_thread(self.registry.load, row))
         if new_acc >= old_acc:
@@ -326,6 +335,17 @@ def check_trainer(settings: Settings) -> str | None:
         "extra where the bot runs (pip install 'digitbot[train]', or the image's train "
         "target) and send /retrain again, or set RETRAIN_COMMAND to train elsewhere."
     )
+
+
+def feedback_line(feedback: Corrections) -> str:
+    """The /retrain start message's line on what users' feedback goes into the training."""
+    dropped = []
+    if feedback.duplicates:
+        dropped.append(f"{feedback.duplicates} repeated crops")
+    if feedback.over_cap:
+        dropped.append(f"{feedback.over_cap} over the cap of {feedback.per_user} per user")
+    line = f"Feedback used: {len(feedback.y)} samples from {feedback.users} users"
+    return line + (f" (left out: {', '.join(dropped)})." if dropped else ".")
 
 
 def check_data(path: Path | None) -> str | None:

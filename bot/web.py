@@ -25,8 +25,9 @@ from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import Application
 
-from bot import metrics
+from bot import metrics, retry
 from bot.config import Settings
+from bot.inbox import InboxQueue
 from bot.models import ServingModel
 from bot.storage import Storage
 from model.recognize import CLASSES
@@ -47,6 +48,7 @@ class WebServer:
         application: Application,
         settings: Settings,
         storage: Storage,
+        inbox: InboxQueue,
         serving: Callable[[], ServingModel],
         *,
         webhook: bool,
@@ -54,6 +56,7 @@ class WebServer:
         self.application = application
         self.settings = settings
         self.storage = storage
+        self.inbox = inbox
         self.serving = serving
         self.webhook_mode = webhook
         self.started = time.monotonic()
@@ -66,7 +69,8 @@ class WebServer:
             self.host, self.port = settings.metrics_listen, settings.metrics_port or 0
         self.app = web.Application()
         self.app.router.add_get("/healthz", self.healthz)
-        self.app.router.add_get("/metrics", make_aiohttp_handler())
+        self.app.router.add_get("/metrics", self.metrics)
+        self._prometheus = make_aiohttp_handler()
         if webhook:
             self.app.router.add_post(settings.webhook_path, self.webhook)
         metrics.watch(application, lambda: serving().version)
@@ -85,7 +89,8 @@ class WebServer:
             self._runner = None
 
     async def webhook(self, request: web.Request) -> web.Response:
-        """An update from Telegram: checked for the secret, then queued like a polled one."""
+        """An update from Telegram: checked for the secret, then queued like a polled one —
+        committed to the inbox (InboxQueue.put) before Telegram gets its 200."""
         given = request.headers.get(SECRET_HEADER, "").encode()
         if not hmac.compare_digest(given, self._secret):
             metrics.WEBHOOK_REFUSED.inc()
@@ -99,6 +104,13 @@ class WebServer:
             return web.Response(status=HTTPStatus.BAD_REQUEST)
         await self.application.update_queue.put(update)
         return web.Response()
+
+    async def metrics(self, request: web.Request) -> web.StreamResponse:
+        """Prometheus's scrape: the inbox's backlog is counted first, in the database thread
+        (prometheus-client reads gauges on the event loop)."""
+        inbox = self.inbox.inbox
+        metrics.INBOX_WAITING.set(await self.storage.run(inbox.waiting))
+        return await self._prometheus(request)
 
     async def healthz(self, request: web.Request) -> web.Response:
         """200 when the model answers, the database takes a write and Telegram answers."""
@@ -118,7 +130,8 @@ class WebServer:
         if age is None or age > self.settings.health_api_max_age_s:
             # quiet (a webhook bot waits for Telegram) or failing: ask Telegram once
             try:
-                await self.application.bot.get_me(read_timeout=HEALTH_PROBE_TIMEOUT_S)
+                with retry.single_try():  # a probe: its failure is the answer, not retried
+                    await self.application.bot.get_me(read_timeout=HEALTH_PROBE_TIMEOUT_S)
             except TelegramError as exc:
                 log.warning("Health check: the Bot API did not answer getMe: %s", exc)
             age = metrics.api_success_age()

@@ -5,10 +5,12 @@ the stand-in in the test's loop; the /retrain child is the real `python -m model
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 import sqlite3
 import time
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -19,6 +21,7 @@ from PIL import Image
 from bot import corrections, replies
 from bot.app import BotApplication
 from bot.i18n import translator
+from bot.storage import MIGRATIONS, Storage
 from tests.support import ADMIN_ID, BotApiStandIn, Call
 from tests.support.conversation import REPLY_S, ask_async, buttons, press_async
 from tests.support.pictures import digit_photo, lines_photo, number_photo
@@ -262,6 +265,76 @@ async def test_confirmed_and_corrected_numbers_count_in_stats(api: BotApiStandIn
     assert "\nReadings confirmed correct: 66.7% (2 of 3)\n" in stats.text, stats.text
     live = app.bot_data.services.storage.live_stats()
     assert (live.confirmed, live.corrected) == (2, 1)
+
+
+# what /stats counted before the counters: a reading once, confirmed when all its digits were
+PER_READING = ("SELECT COALESCE(SUM(ok), 0), COUNT(*) - COALESCE(SUM(ok), 0) FROM"
+               " (SELECT MIN(confirmed) AS ok FROM feedback GROUP BY prediction_id)")
+
+
+def test_the_stats_counters_count_each_reading_once_as_its_digits_say(tmp_path: Path) -> None:
+    """/stats's confirmed and corrected totals are counters kept by triggers (storage
+    migration 4): from a database that had feedback before them, and for every number or digit
+    answered after, they are what counting the feedback reading by reading gives."""
+    path = tmp_path / "digitbot.sqlite3"
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:  # issue 12's
+        for number, script in enumerate(MIGRATIONS[:3], start=1):
+            db.executescript(f"BEGIN; {script}; PRAGMA user_version={number}; COMMIT;")
+        for pid, labels in ((1, [(7, 1)]), (2, [(3, 0)]), (3, [(1, 1), (2, 1), (3, 1)]),
+                            (4, [(1, 1), (5, 0), (3, 1)])):
+            db.execute("INSERT INTO predictions (id, user_id, chat_id, created_at, status,"
+                       " reading, latency_ms, model_version) VALUES (?, 1, 1, 0, 'ok', '', 5, 1)",
+                       (pid,))
+            db.executemany("INSERT INTO feedback (prediction_id, position, user_id, label,"
+                           " confirmed, crop, created_at) VALUES (?, ?, 1, ?, ?, ?, 0)",
+                           [(pid, i, label, ok, bytes([pid, i]) * 392)
+                            for i, (label, ok) in enumerate(labels)])
+    storage = Storage(path)  # migrated to the counters
+    try:
+        live = storage.live_stats()
+        assert (live.confirmed, live.corrected) == storage.execute(PER_READING)[0] == (2, 2)
+        crop = np.full((28, 28), 200, np.uint8)
+        for read, typed in (("123", [1, 2, 3]), ("123", [9, 2, 3]), ("123", [1, 2, 9]),
+                            ("45", [4, 6]), ("7", None), ("8", [5])):
+            pid = storage.add_prediction(user_id=2, chat_id=2, status="ok", reading=read,
+                                         confidence=0.9, latency_ms=5.0, model_version=1,
+                                         crop=crop if len(read) == 1 else None)
+            prediction = storage.prediction(pid)
+            assert prediction is not None
+            if len(read) == 1:
+                assert storage.add_feedback(prediction, int(read) if typed is None else typed[0])
+            else:
+                storage.add_reading_digits(pid, [(0, int(d), crop) for d in read])
+                assert storage.add_number_feedback(prediction, typed or [])
+                assert not storage.add_number_feedback(prediction, typed or [])  # once only
+            live = storage.live_stats()
+            assert (live.confirmed, live.corrected) == storage.execute(PER_READING)[0]
+        assert (live.confirmed, live.corrected) == (4, 6)
+    finally:
+        storage.close()
+
+
+def test_a_number_handled_again_after_a_restart_is_stored_once(tmp_path: Path) -> None:
+    """The inbox handles an update again when the process died before it was done: the
+    number's reading keeps its row and id (its buttons stay valid) and its digits are
+    replaced, not inserted twice (which the digits' primary key would refuse)."""
+    storage = Storage(tmp_path / "digitbot.sqlite3")
+    try:
+        crops = [np.full((28, 28), value, np.uint8) for value in (50, 100, 150)]
+        ids = []
+        for digits in ("123", "124"):  # the second try (a new model, say) reads it otherwise
+            pid = storage.add_prediction(update_id=4242, user_id=3, chat_id=3, status="ok",
+                                         reading=digits, confidence=0.9, latency_ms=5.0,
+                                         model_version=1, crop=None)
+            storage.add_reading_digits(pid, [(0, int(d), c) for d, c in zip(digits, crops,
+                                                                            strict=True)])
+            ids.append(pid)
+        assert ids[0] == ids[1]
+        assert [(d.position, d.digit) for d in storage.reading_digits(ids[0])] == [
+            (0, 1), (1, 2), (2, 4)]
+        assert storage.live_stats().photos == 1
+    finally:
+        storage.close()
 
 
 # --- the next /retrain --------------------------------------------------------------------

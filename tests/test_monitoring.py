@@ -24,6 +24,7 @@ import pytest
 from bot import replies
 from bot.app import BotApplication
 from bot.i18n import translator
+from bot.inbox import IN_MEMORY, WAITING
 from tests.support import ROOT, BotApiStandIn
 from tests.support.conversation import REPLY_S, reading
 from tests.support.in_process import running_bot
@@ -96,9 +97,36 @@ async def test_metrics_count_photos_latency_errors_and_the_model(
     assert grew('digitbot_retrain_runs_total{outcome="failed"}') == 0
     assert after["digitbot_model_version"] == 1
     assert after["digitbot_updates_waiting"] == 0
+    assert after["digitbot_inbox_waiting"] == 0
     assert 0 <= after["digitbot_updates_in_flight"] <= 1  # at most this scrape's poll
     assert abs(after["digitbot_bot_api_last_success_timestamp_seconds"] - time.time()) < 30
     assert after["process_resident_memory_bytes"] > 50e6  # prometheus-client's own
+
+
+async def test_the_inbox_gauge_counts_the_updates_waiting_on_disk(
+    api: BotApiStandIn, tmp_path: Path
+) -> None:
+    """While sends fail, MAX_CONCURRENT_UPDATES updates are in memory and the rest wait in the
+    inbox on disk: digitbot_updates_waiting (the in-memory queue) can't see those,
+    digitbot_inbox_waiting counts them."""
+    port = free_port()
+    async with running_bot(api, tmp_path / "data", metrics_port=port, rate_limit=False,
+                           max_concurrent_updates=2, retry_base_s=0.05, retry_max_s=0.2) as app:
+        inbox = app.bot_data.services.inbox.inbox
+        api.fail("sendMessage", status=502, times=10**6)  # getUpdates works, sends don't
+        asked = {user: api.send_command(user, "help") for user in range(720, 726)}
+        async with asyncio.timeout(REPLY_S):  # all six on disk: two in memory, four waiting
+            while inbox.states() != {IN_MEMORY: 2, WAITING: 4}:
+                await asyncio.sleep(0.02)
+        during = await asyncio.to_thread(scrape, port)
+        assert during["digitbot_inbox_waiting"] == 4
+        assert during["digitbot_updates_in_flight"] == 2
+        assert during["digitbot_updates_waiting"] == 0  # nothing queued in memory
+        api.clear_faults()
+        for user, mid in asked.items():
+            reply = await api.wait_reply(user, mid, timeout=REPLY_S)
+            assert reply.text == replies.help_text(EN)
+        assert (await asyncio.to_thread(scrape, port))["digitbot_inbox_waiting"] == 0
 
 
 async def test_healthz_reports_each_part_and_fails_when_one_fails(

@@ -11,6 +11,7 @@ import asyncio
 import numpy as np
 
 from bot.ratelimit import BotRateLimiter
+from bot.retry import RetryPolicy
 from tests.support import most_in_window
 
 OVERALL_PER_S = 50
@@ -39,7 +40,7 @@ async def send_all(limiter: BotRateLimiter,
 def limiter(on: bool = True, burst: int = 1) -> BotRateLimiter:
     return BotRateLimiter(overall_per_s=OVERALL_PER_S if on else 0, group_per_min=0,
                           chat_per_s=CHAT_PER_S if on else 0, chat_burst=burst, max_retries=0,
-                          send_retries=0)
+                          retry=RetryPolicy(deadline_s=0, base_s=0.1, max_s=0.1))
 
 
 async def test_overall_and_per_chat_rates_hold_as_messages_go_out() -> None:

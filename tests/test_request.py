@@ -1,5 +1,6 @@
 """The bot's Bot API client (bot/request.py, PTB's BaseRequest over aiohttp) and its rate
-limiter's retries (bot/ratelimit.py), against the stand-in in the same event loop."""
+limiter's retries (bot/ratelimit.py, bot/retry.py's policy), against the stand-in in the same
+event loop."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 from telegram import Bot
-from telegram.error import BadRequest, NetworkError, TimedOut
+from telegram.error import BadRequest, Forbidden, NetworkError, TimedOut
 from telegram.ext import ExtBot
 
 from bot.ratelimit import BotRateLimiter
 from bot.request import AiohttpRequest
+from bot.retry import RetryPolicy
 from tests.support import BotApiStandIn
 
 USER = 77
@@ -21,9 +23,10 @@ USER = 77
 
 @pytest.fixture
 async def limited(api: BotApiStandIn) -> AsyncIterator[ExtBot[int]]:
-    """The bot's client stack: ExtBot + BotRateLimiter (limits lifted, retries on) + aiohttp."""
+    """The bot's client stack: ExtBot + BotRateLimiter (limits lifted, retries on: a 1.5 s
+    deadline, waits of 0.1-0.4 s) + aiohttp."""
     limiter = BotRateLimiter(overall_per_s=0, group_per_min=0, chat_per_s=0, chat_burst=1,
-                             max_retries=2, send_retries=2)
+                             max_retries=2, retry=RetryPolicy(1.5, 0.1, 0.4))
     bot = ExtBot(api.token, base_url=api.base_url, base_file_url=api.base_file_url,
                  request=AiohttpRequest(4), rate_limiter=limiter)
     api.add_user(USER)
@@ -72,19 +75,27 @@ async def test_an_error_quoting_the_url_is_raised_without_the_token(api: BotApiS
         assert api.token.split(":")[1] not in message
 
 
-async def test_a_5xx_send_is_retried_and_a_bad_request_is_not(api: BotApiStandIn,
-                                                              limited: ExtBot[int]) -> None:
+async def test_transient_failures_are_retried_until_the_deadline_permanent_ones_never(
+        api: BotApiStandIn, limited: ExtBot[int]) -> None:
     api.fail("sendMessage", status=502, times=2)
     sent = await limited.send_message(USER, "hi")
     assert sent.text == "hi"
     assert [c.status for c in api.calls_to("sendMessage", ok_only=False)] == [502, 502, 200]
-    api.fail("sendMessage", status=500, times=3)  # more than SEND_RETRIES: given up, raised
+    api.fail("sendMessage", status=500, times=1000)  # longer than the 1.5 s deadline
+    started = time.monotonic()
     with pytest.raises(NetworkError):
         await limited.send_message(USER, "hi")
+    assert 1.4 < time.monotonic() - started < 2.5  # the deadline, not a count of tries
+    failed = [c for c in api.calls_to("sendMessage", ok_only=False) if c.status == 500]
+    assert len(failed) >= 4  # tried again and again, backing off (0.1 s, then up to 0.4 s)
+    api.clear_faults()
     with pytest.raises(BadRequest, match="(?i)message text is empty"):
         await limited.send_message(USER, "")  # a 400 won't improve: not retried
+    api.fail("sendMessage", status=403)
+    with pytest.raises(Forbidden, match="blocked"):
+        await limited.send_message(USER, "hi")  # the user blocked the bot: not retried
     statuses = [c.status for c in api.calls_to("sendMessage", ok_only=False)]
-    assert statuses == [502, 502, 200, 500, 500, 500, 400]
+    assert statuses[-2:] == [400, 403] and statuses.count(200) == 1
 
 
 async def test_a_429_is_retried_after_retry_after(api: BotApiStandIn,

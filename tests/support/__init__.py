@@ -108,7 +108,14 @@ an error (``"*"``: any method; ``"download"``: the file endpoint; a 3xx: a redir
 ``api.delay(method, seconds, times=1)`` holds them; ``api.clear_faults()``.
 ``await api.go_down()`` / ``await api.come_back()`` / ``await api.outage(seconds)``: the server
 refuses connections, then listens again on the same port (updates queued meanwhile are kept).
-From sync code: ``standin.run(standin.go_down())``.
+From sync code: ``standin.run(standin.go_down())``. ``api.fail_everything(seconds, 502)``: every
+call and download fails for a while; ``api.hang_everything(seconds, hold=6)``: each is held past
+the bot's read timeout, then answered 504. ``api.on_delivered(method, callback)``: the callback
+runs (on the stand-in's thread) once a call has done its work and before the bot hears the
+answer — e.g. ``bot.proc.kill()`` in the instant after a send; it returns False to wait for a
+later call. ``with api.at_once():`` what users send inside is handed out by one getUpdates;
+``api.update_ids[(chat, mid)]``, ``api.pending_update_ids``, ``api.redeliver(update_id)`` (an
+update sent again, as Telegram does when the bot's confirmation was lost).
 """
 
 from tests.support.bot_process import ADMIN_ID, ROOT, SAMPLE, BotProcess

@@ -358,6 +358,7 @@ class StandInCore:
         self.calls.append(call)
         self._wake()
         try:
+            await self._in_spell(call)
             slow = self._take_delay(method.lower())
             if slow:
                 await asyncio.sleep(slow)
@@ -376,6 +377,7 @@ class StandInCore:
                                      headers=exc.headers)
         call.status, call.result = 200, result
         self._after_call(call)
+        self._after_delivery(call)
         self._wake()
         return web.json_response({"ok": True, "result": result})
 
@@ -392,10 +394,11 @@ class StandInCore:
             return _unauthorized()
         call = Call("download", {"file_path": request.match_info["path"]}, {}, time.monotonic())
         self.calls.append(call)
-        slow = self._take_delay("download")
-        if slow:
-            await asyncio.sleep(slow)
         try:
+            await self._in_spell(call)
+            slow = self._take_delay("download")
+            if slow:
+                await asyncio.sleep(slow)
             self._raise_fault(call, "download", request)
             data = self._download(call.params["file_path"])
         except ApiError as exc:
@@ -404,11 +407,18 @@ class StandInCore:
             return web.json_response(exc.body(), status=exc.status,
                                      headers=exc.headers)
         call.status, call.result = 200, len(data)
+        self._after_delivery(call)
         self._wake()
         return web.Response(body=data, content_type="application/octet-stream")
 
     # Provided by the concern mixins (faults.py, files.py, messages.py).
     def _take_delay(self, method: str) -> float | None:
+        raise NotImplementedError
+
+    async def _in_spell(self, call: Call) -> None:
+        raise NotImplementedError
+
+    def _after_delivery(self, call: Call) -> None:
         raise NotImplementedError
 
     def _raise_fault(self, call: Call, method: str, request: web.Request) -> None:

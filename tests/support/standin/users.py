@@ -4,9 +4,11 @@ long polling (getMe, getUpdates); webhook.py delivers them instead while a webho
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from tests.support.standin.core import ApiError, Call, StandInCore, Upload, bot_method
@@ -39,7 +41,8 @@ def entities(text: str) -> list[dict[str, Any]]:
 class UsersMixin(FilesMixin, StandInCore):
     """``add_user``, ``add_group``, ``send_text`` / ``send_command`` / ``send_photo`` /
     ``send_document`` / ``send_sticker`` (``chat_id=`` a group, ``reply_to=`` a message id) /
-    ``press``, ``pending_updates``, ``wait_polling``."""
+    ``press``, ``at_once``, ``update_ids``, ``update``, ``redeliver``, ``pending_updates``,
+    ``pending_update_ids``, ``wait_polling``."""
 
     def _init_users(self, bot_username: str) -> None:
         self.bot_user: dict[str, Any] = {
@@ -52,6 +55,8 @@ class UsersMixin(FilesMixin, StandInCore):
         self.user_messages: dict[tuple[int, int], dict[str, Any]] = {}
         self.bot_messages: dict[tuple[int, int], dict[str, Any]] = {}
         self._updates: list[dict[str, Any]] = []
+        self.update_ids: dict[tuple[int, int], int] = {}  # (chat, message id) -> update_id
+        self._sent_updates: dict[int, dict[str, Any]] = {}
         self._update_ids = itertools.count(10_000)
         self._callback_ids = itertools.count(7_000_000)
         self._next_message_id: dict[int, int] = {}
@@ -115,6 +120,7 @@ class UsersMixin(FilesMixin, StandInCore):
         with self._lock:
             update_id = next(self._update_ids)
             self._updates.append({"update_id": update_id, kind: payload})
+            self._sent_updates[update_id] = self._updates[-1]
         self._wake()
         self._updates_queued()
         return update_id
@@ -139,8 +145,27 @@ class UsersMixin(FilesMixin, StandInCore):
                                            if k != "reply_to_message"}
         with self._lock:
             self.user_messages[(chat_id, mid)] = message
-        self._queue("message", message)
+            self.update_ids[(chat_id, mid)] = self._queue("message", message)
         return mid
+
+    def redeliver(self, update_id: int) -> None:
+        """Hand out an update again, as Telegram does when the bot's confirmation (the next
+        getUpdates offset) was lost."""
+        with self._lock:
+            self._updates.append(self._sent_updates[update_id])
+            self._updates.sort(key=lambda u: u["update_id"])
+        self._wake()
+        self._updates_queued()
+
+    def update(self, update_id: int) -> dict[str, Any]:
+        """An update as the stand-in handed it out (JSON-like)."""
+        return self._sent_updates[update_id]
+
+    @contextlib.contextmanager
+    def at_once(self) -> Iterator[None]:
+        """What users send inside arrives together: one getUpdates hands it all out."""
+        with self._lock:
+            yield
 
     def send_text(self, user_id: int, text: str, *, chat_id: int | None = None,
                   reply_to: int | None = None) -> int:
@@ -225,6 +250,12 @@ class UsersMixin(FilesMixin, StandInCore):
         """Updates queued and not yet confirmed by a getUpdates offset."""
         with self._lock:
             return len(self._updates)
+
+    @property
+    def pending_update_ids(self) -> set[int]:
+        """The update_ids queued and not yet confirmed by a getUpdates offset."""
+        with self._lock:
+            return {u["update_id"] for u in self._updates}
 
     async def wait_polling(self, after: float = 0.0, timeout: float = 10.0) -> Call:
         """A getUpdates call received after monotonic time ``after`` (the bot is polling)."""
