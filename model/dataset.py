@@ -33,10 +33,12 @@ from model.preprocess import ImageError, mnist_crop, segment
 MARK, PART = 10, 11
 CLASSES = 12
 # Labels from ink: a crop is digit k when it holds DIGIT_SHARE of digit k's ink (as the
-# segmenter sees it) and digit k is PURITY of the crop's ink (a rule's remnant or a
-# neighbour's tail beside it makes a PART: the line's reading passes them over on their own);
-# MARK when at most MARK_SHARE of its ink belongs to any digit; PART otherwise.
-DIGIT_SHARE, PURITY, MARK_SHARE = 0.85, 0.8, 0.1
+# segmenter sees it), next to nothing of any other digit's (OTHER_DIGITS of its ink: a thin 1
+# beside an 8 is little ink, but "18" is no 8) and at most JUNK of ink that is no digit's (a
+# dot, a rule's remnant); MARK when it holds less than MARK_SHARE of every digit's ink (a
+# table's edge with a digit beside it is no mark: it must not swallow the digit); PART
+# otherwise: a piece of a digit, or more than one.
+DIGIT_SHARE, OTHER_DIGITS, JUNK, MARK_SHARE = 0.85, 0.03, 0.2, 0.2
 PHOTOS = {"digit": 1500, "number": 1500, "lines": 400, "amount": 1200, "crop": 600,
           "blank": 800, "nondigit": 1400, "other": 800}
 HAIRLINE = 0.2  # of the photos written with a fine ballpoint
@@ -57,10 +59,12 @@ def label_group(owners: np.ndarray, totals: np.ndarray, digits: str) -> int:
     photo's digits in reading order (owner k is digits[k - 1])."""
     ink = float(owners.sum())
     owned = owners[1 : len(digits) + 1].astype(np.float64)
-    if ink == 0 or owned.sum() <= MARK_SHARE * ink:
+    if ink == 0 or not np.any(owned >= MARK_SHARE * totals[1 : len(digits) + 1]):
         return MARK
     k = int(np.argmax(owned))
-    if owned[k] >= DIGIT_SHARE * totals[k + 1] and owned[k] >= PURITY * ink:
+    others = owned.sum() - owned[k]
+    if (owned[k] >= DIGIT_SHARE * totals[k + 1] and others <= OTHER_DIGITS * ink
+            and ink - owned.sum() <= JUNK * ink):
         return int(digits[k])
     return PART
 

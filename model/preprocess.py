@@ -56,7 +56,9 @@ INK_FLOOR = 48  # ink strength (0–255) below which nothing is ink: ~19% darker
 # ...and Otsu's threshold is never above this: a dark table edge or a black frame pulls it far
 # above the faintest ink people write with (pencil, light-blue gel: ~30% darker than paper)
 INK_CAP = 72
-HYSTERESIS = 0.6  # ink this share of the threshold counts where it joins ink above it
+# ink this share of the threshold (never under WEAK_FLOOR) counts where it joins ink above it:
+# a light-blue or pencil stroke fades along its way, most in JPEG's half-resolution colour
+HYSTERESIS, WEAK_FLOOR = 0.5, 30
 RULE_INK = 28  # ink strength that counts when looking for faint paper rules
 RULE_SPREAD = np.radians(15)  # rules are sought within this angle of horizontal or vertical
 # Below these a piece of ink is a speck, not worth a model call: a digit narrower than 8 px at
@@ -70,6 +72,7 @@ MAX_PIECES = 160  # the biggest pieces of a photo; the rest are texture (and cos
 # join it when closer.
 LINE_OVERLAP = 0.5
 LINE_GAP, MARK_GAP, MARK_SIZE = 1.5, 0.6, 0.35
+MARK_REACH = 3.0  # ...and within this many of its own heights (a digit is no dot of a table)
 # ...and pieces stacked one over the other (a 3 or a 5 broken across, a pen lifted) are one
 # line when they share half the narrower one's columns and the gap between them is small
 # against the taller: the lines of a list are further apart than that.
@@ -306,7 +309,7 @@ def threshold(ink: np.ndarray) -> tuple[np.ndarray, int]:
     otsu, _ = cv2.threshold(ink, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     level = int(np.clip(otsu, INK_FLOOR, INK_CAP))
     strong = cv2.threshold(ink, level, 255, cv2.THRESH_BINARY)[1]
-    weak = cv2.threshold(ink, max(INK_FLOOR, int(HYSTERESIS * level)), 255,
+    weak = cv2.threshold(ink, max(WEAK_FLOOR, int(HYSTERESIS * level)), 255,
                          cv2.THRESH_BINARY)[1]
     n, labels = cv2.connectedComponents(weak, connectivity=8, ltype=_label_type(weak))
     joined = np.zeros(n, np.uint8)
@@ -500,7 +503,8 @@ def _lines(pieces: list[Piece]) -> list[list[Piece]]:
     small, tall = np.minimum(h[:, None], h[None]), np.maximum(h[:, None], h[None])
     gap = np.maximum(x0[:, None] - x1[None], x0[None] - x1[:, None])
     alike = small >= MARK_SIZE * tall
-    near = np.where(alike, gap <= LINE_GAP * tall, gap <= MARK_GAP * tall)
+    near = np.where(alike, gap <= LINE_GAP * tall,
+                    (gap <= MARK_GAP * tall) & (gap <= MARK_REACH * small))
     w = x1 - x0
     stacked = (-gap >= STACK_OVERLAP * np.minimum(w[:, None], w[None])) & (
         -shared <= STACK_GAP * tall)

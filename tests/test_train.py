@@ -178,8 +178,10 @@ def test_crops_are_labelled_by_whose_ink_they_hold() -> None:
     assert label_group(owners(0, 0, 290), totals, "47") == 7
     assert label_group(owners(0, 200, 0), totals, "47") == PART  # half of the 4
     assert label_group(owners(0, 400, 300), totals, "47") == PART  # both
+    assert label_group(owners(0, 30, 300), totals, "47") == PART  # a sliver of the 4 too
     assert label_group(owners(300, 400, 0), totals, "47") == PART  # the 4 and a rule's remnant
     assert label_group(owners(80, 5, 0), totals, "47") == MARK  # the remnant alone
+    assert label_group(owners(5000, 290, 0), totals, "47") == PART  # a table's edge and the 7
     assert label_group(owners(50, 0, 0), np.zeros(256), "") == MARK  # a blank photo's speck
 
 
