@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     # Accuracy (fraction) a new model may lose on the test split and still be promoted;
     # 0: only a model that is not worse replaces the serving one.
     promote_tolerance: float = Field(0.0, ge=0, le=1)
+    # Cells of real handwriting by held-out writers the gate reads with both models (0: none);
+    # where kensanata is (default: ../shared/data/kensanata beside the checkout; absent: none).
+    retrain_eval_cells: int = Field(600, ge=0)
+    kensanata_path: Path | None = None
     # The training runs this much nicer than the bot (0..19) with at most this many
     # TensorFlow threads (0: TensorFlow's own choice), so serving keeps its cores.
     retrain_nice: int = Field(10, ge=0, le=19)

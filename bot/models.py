@@ -86,7 +86,8 @@ class ModelRegistry:
         """A fresh directory name for `model.train --out` (not a version until installed)."""
         return self.models_dir / f"{TRAINING_PREFIX}{time.strftime('%Y%m%d-%H%M%S')}"
 
-    def install(self, run_dir: Path, test_accuracy: float, *, activate: bool, note: str) -> int:
+    def install(self, run_dir: Path, test_accuracy: float, *, activate: bool, note: str,
+                scores: str | None = None) -> int:
         """Make a finished run a version: fsync its files, rename it into place, record it."""
         version = max((v.version for v in self.versions()), default=RELEASE_VERSION) + 1
         final = self.models_dir / str(version)
@@ -98,7 +99,7 @@ class ModelRegistry:
         _fsync(self.models_dir)
         created = read_metrics(final).get("created_at")
         self.storage.add_model_version(
-            version, final, test_accuracy, created, activate=activate, note=note
+            version, final, test_accuracy, created, activate=activate, note=note, scores=scores
         )
         return version
 

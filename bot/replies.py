@@ -356,7 +356,12 @@ def stats_caption(
     ])
 
 
+SCORE_NAMES = {"mnist": "MNIST", "writers": "writers", "corrections": "corrections"}
+
+
 def models_text(versions: list[ModelVersion]) -> str:
+    """Admins' /models: each version's MNIST test accuracy, date and note, and its scores on
+    the promotion gate's held-out sets once a /retrain measured them."""
     lines = ["Model versions:"]
     for v in versions:
         acc = "n/a" if v.test_accuracy is None else f"{v.test_accuracy * 100:.2f}%"
@@ -364,4 +369,8 @@ def models_text(versions: list[ModelVersion]) -> str:
         when = (v.created_at or "")[:10]
         note = f" ({v.note})" if v.note else ""
         lines.append(f"v{v.version} · {acc} · {when}{note}{mark}")
+        if v.scores:
+            lines.append("    held out: " + ", ".join(
+                f"{SCORE_NAMES.get(name, name)} {accuracy * 100:.2f}% ({int(n)})"
+                for name, (accuracy, n) in v.scores.items()))
     return "\n".join(lines)

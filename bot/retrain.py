@@ -3,8 +3,9 @@
 The child runs at low CPU priority (RETRAIN_NICE) with few TensorFlow threads
 (RETRAIN_THREADS), or is the operator's RETRAIN_COMMAND, which may train anywhere else. Its
 `PROGRESS {json}` lines become edits of one message in the admin's chat. When it exits, the new
-and the current model are both scored with LiteRT on the same test split of the same data
-file, and the new one is promoted only if it is not worse. A failed or killed run leaves the
+and the current model are both scored with LiteRT on the same held-out data (MNIST's test
+split, real handwriting of held-out writers, held-out users' corrections: bot/gate.py), and the
+new one is promoted only if it is not worse on any of them. A failed or killed run leaves the
 current model serving and is reported; one run at a time.
 """
 
@@ -29,19 +30,17 @@ import numpy as np
 from telegram import Bot
 from telegram.error import TelegramError
 
-from bot import metrics, retry
+from bot import gate, metrics, retry
 from bot.config import Settings
 from bot.models import MODEL_FILE, ModelRegistry, ServingModel, read_metrics
 from bot.retention import prune_runs
 from bot.storage import Corrections
-from model.recognize import Recognizer
 
 log = logging.getLogger(__name__)
 
 PROGRESS_PREFIX = "PROGRESS "
 STOP_GRACE_S = 10
 MAX_LINE_BYTES = 1 << 20  # TensorFlow can print very long lines
-EVAL_CHUNK = 32  # test images per model call when comparing models (small arena)
 # Starts the training with "terminate me when my parent dies" set (Linux), so a killed bot never
 # leaves an orphan training, at niceness argv[2]; then becomes the command (argv[3:]) via exec.
 LAUNCHER = (
@@ -68,23 +67,6 @@ class Outcome:
 
 def fmt_pct(fraction: float | None) -> str:
     return "n/a" if fraction is None else f"{fraction * 100:.2f}%"
-
-
-def load_test_split(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Only x_test and y_test of a Keras-layout .npz (the training images stay on disk)."""
-    with np.load(path, allow_pickle=False) as data:
-        return data["x_test"].astype(np.uint8), data["y_test"].astype(np.int64)
-
-
-def accuracy(model_file: Path, x: np.ndarray, y: np.ndarray) -> float:
-    """Share of `x` (uint8 N×28×28) that the model labels as `y` (blocking). A model instance
-    of its own, in chunks: the serving one is never locked or resized, memory stays small."""
-    recognizer = Recognizer(model_file)
-    predicted = np.concatenate([
-        np.argmax(recognizer.classify(x[i : i + EVAL_CHUNK]), axis=1)
-        for i in range(0, len(x), EVAL_CHUNK)
-    ])
-    return float(np.mean(predicted == y))
 
 
 class Retrainer:
@@ -206,38 +188,40 @@ class Retrainer:
                 f"❌ Retraining failed: the training ended without writing {MODEL_FILE} into "
                 f"its run directory. v{current.version} keeps serving."
             )
-        # Score both models on the same test split with the same (LiteRT) code.
-        x_test, y_test = await asyncio.to_thread(load_test_split, data)
-        new_acc = await asyncio.to_thread(accuracy, run_dir / MODEL_FILE, x_test, y_test)
-        old_acc = await asyncio.to_thread(accuracy, current.path / MODEL_FILE, x_test, y_test)
-        trained_acc = read_metrics(run_dir).get("test_accuracy")
-        promote = new_acc >= old_acc - self.settings.promote_tolerance
+        trained_acc = read_metrics(run_dir).get("test_accuracy")  # (install moves run_dir)
+        # Score both models on the same held-out data with the same (LiteRT) code (gate.py).
+        held = await asyncio.to_thread(
+            gate.load_held_out, data, self.settings.retrain_eval_cells,
+            (feedback.held_x, feedback.held_y), self.settings.kensanata_path)
+        new = await asyncio.to_thread(gate.score, run_dir / MODEL_FILE, held)
+        old = await asyncio.to_thread(gate.score, current.path / MODEL_FILE, held)
+        promote = gate.not_worse(new, old, self.settings.promote_tolerance)
         note = f"retrained; {len(x_extra)} feedback samples"
         # fsyncs and a commit: off the event loop (the storage's lock orders the commit)
         version = await asyncio.to_thread(
-            self.registry.install, run_dir, new_acc, activate=promote, note=note)
-        scores = (
-            f"on the {data.name} test split ({len(y_test)} images): new {fmt_pct(new_acc)}, "
-            f"v{current.version} {fmt_pct(old_acc)}"
-        )
+            self.registry.install, run_dir, new[0].accuracy, activate=promote, note=note,
+            scores=gate.to_json(new))
+        await asyncio.to_thread(self.registry.storage.set_scores, current.version,
+                                gate.to_json(old))
+        scores = gate.describe(new, old, held, current.version)
         if trained_acc is not None:
-            scores += f" (training report: {fmt_pct(trained_acc)})"
+            scores += f"\n(the training's own report: {fmt_pct(trained_acc)} on MNIST's test split)"
         if not promote:
             return Outcome(
-                f"⚖️ Kept v{current.version}: the new model is worse {scores}. "
-                f"It is stored as v{version}, not serving.",
+                f"⚖️ Kept v{current.version}: the new model is worse on held-out data. "
+                f"It is stored as v{version}, not serving.\n{scores}",
                 result="kept",
             )
         row = await asyncio.to_thread(self.registry.get, version)
         assert row is not None
         self._swap(await asyncio.to_thread(self.registry.load, row))
-        if new_acc >= old_acc:
-            return Outcome(f"✅ v{version} is now serving (not worse {scores}).",
+        if gate.not_worse(new, old, 0.0):
+            return Outcome(f"✅ v{version} is now serving: not worse on held-out data.\n{scores}",
                            result="promoted")
         tolerance = self.settings.promote_tolerance * 100
         return Outcome(
-            f"✅ v{version} is now serving: worse {scores}, but within PROMOTE_TOLERANCE "
-            f"({tolerance:.2f} points).",
+            f"✅ v{version} is now serving: worse on held-out data, but within "
+            f"PROMOTE_TOLERANCE ({tolerance:.2f} points).\n{scores}",
             result="promoted",
         )
 
@@ -345,7 +329,10 @@ def feedback_line(feedback: Corrections) -> str:
     if feedback.over_cap:
         dropped.append(f"{feedback.over_cap} over the cap of {feedback.per_user} per user")
     line = f"Feedback used: {len(feedback.y)} samples from {feedback.users} users"
-    return line + (f" (left out: {', '.join(dropped)})." if dropped else ".")
+    line += f" (left out: {', '.join(dropped)})." if dropped else "."
+    if len(feedback.held_y):
+        line += f" Held out to test the new model: {len(feedback.held_y)}."
+    return line
 
 
 def check_data(path: Path | None) -> str | None:

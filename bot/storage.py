@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import sqlite3
 import threading
 import time
@@ -29,6 +30,9 @@ import numpy as np
 from bot.i18n import N_
 
 CROP_SHAPE = (28, 28)
+# Users' corrections held out of /retrain's training for the promotion gate: every 5th, once
+# there are this many (fewer measure nothing: they all train)
+HOLD_OUT_EVERY, HOLD_OUT_MIN = 5, 100
 P = ParamSpec("P")
 T = TypeVar("T")
 ANONYMOUS = 0  # the user and chat id of readings older than DATA_RETENTION_DAYS
@@ -189,6 +193,10 @@ MIGRATIONS = (
         UPDATE counters SET value = value + 1 WHERE name = 'corrected';
     END;
     """,
+    # 5 (issue 9): each version's scores on the promotion gate's held-out sets (bot/gate.py)
+    """
+    ALTER TABLE model_versions ADD COLUMN scores TEXT;  -- {"mnist": [accuracy, n], ...}
+    """,
 )
 
 
@@ -265,6 +273,7 @@ class ModelVersion:
     promoted_at: str | None
     active: bool
     note: str | None
+    scores: dict[str, list[float]] | None = None  # the gate's held-out sets: [accuracy, n]
 
 
 @dataclass(frozen=True)
@@ -291,6 +300,8 @@ class Corrections:
     duplicates: int  # samples dropped: the same crop bytes as a newer sample
     over_cap: int  # samples dropped: beyond their user's cap
     per_user: int  # the cap that applied to each user
+    held_x: np.ndarray  # held out of the training: the promotion gate's test (bot/gate.py)
+    held_y: np.ndarray
 
 
 class Storage:
@@ -430,21 +441,31 @@ class Storage:
         with contextlib.closing(sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)) as db:
             rows = db.execute("SELECT id, user_id, crop, label FROM feedback ORDER BY id DESC"
                               ).fetchall()
+        unique = {crop for _, _, crop, _ in rows}
+        # once there are enough to measure with, every HOLD_OUT_EVERY-th sample (by its row,
+        # so the same ones each time) is the promotion gate's test, never trained on
+        hold = len(unique) >= HOLD_OUT_MIN
         seen: set[bytes] = set()
+        held: list[tuple[int, bytes, int]] = []
         by_user: dict[int, list[tuple[int, bytes, int]]] = {}  # newest first
         for row_id, user, crop, label in rows:
             if crop not in seen:
                 seen.add(crop)
-                by_user.setdefault(user, []).append((row_id, crop, label))
+                if hold and row_id % HOLD_OUT_EVERY == 0:
+                    held.append((row_id, crop, label))
+                else:
+                    by_user.setdefault(user, []).append((row_id, crop, label))
         counts = [len(samples) for samples in by_user.values()]
         limit = per_user
         while limit > 0 and limit > share * max(sum(min(n, limit) for n in counts), per_user):
             limit -= 1
         kept = sorted(sample for samples in by_user.values() for sample in samples[:limit])
         x, y = _samples([c for _, c, _ in kept], [label for _, _, label in kept])
+        held_x, held_y = _samples([c for _, c, _ in held], [label for _, _, label in held])
         return Corrections(x, y, users=len(by_user) if limit else 0,
-                           duplicates=len(rows) - len(seen), over_cap=len(seen) - len(kept),
-                           per_user=limit)
+                           duplicates=len(rows) - len(seen),
+                           over_cap=len(seen) - len(held) - len(kept), per_user=limit,
+                           held_x=held_x, held_y=held_y)
 
     def live_stats(self) -> LiveStats:
         """/stats's figures from counters kept on write and the latency histogram: the same
@@ -598,10 +619,11 @@ class Storage:
 
     def model_versions(self) -> list[ModelVersion]:
         rows = self.execute(
-            "SELECT version, path, test_accuracy, created_at, promoted_at, active, note"
+            "SELECT version, path, test_accuracy, created_at, promoted_at, active, note, scores"
             " FROM model_versions ORDER BY version"
         )
-        return [ModelVersion(v, Path(p), a, c, pr, bool(act), n) for v, p, a, c, pr, act, n in rows]
+        return [ModelVersion(v, Path(p), a, c, pr, bool(act), n, json.loads(sc) if sc else None)
+                for v, p, a, c, pr, act, n, sc in rows]
 
     def add_model_version(
         self,
@@ -612,6 +634,7 @@ class Storage:
         *,
         activate: bool,
         note: str | None = None,
+        scores: str | None = None,
     ) -> None:
         """Record a version; with activate=True it becomes the active one in the same commit."""
         with self.transaction() as db:
@@ -619,10 +642,15 @@ class Storage:
                 db.execute("UPDATE model_versions SET active = 0 WHERE active = 1")
             db.execute(
                 "INSERT INTO model_versions (version, path, test_accuracy, created_at,"
-                " promoted_at, active, note) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " promoted_at, active, note, scores) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (version, str(path), test_accuracy, created_at,
-                 _now_iso() if activate else None, int(activate), note),
+                 _now_iso() if activate else None, int(activate), note, scores),
             )
+
+    def set_scores(self, version: int, scores: str) -> None:
+        """A version's latest scores on the gate's held-out sets (JSON, bot/gate.py)."""
+        with self.transaction() as db:
+            db.execute("UPDATE model_versions SET scores = ? WHERE version = ?", (scores, version))
 
     def activate(self, version: int) -> None:
         """Make `version` the active one (one commit: never zero or two active versions)."""

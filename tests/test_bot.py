@@ -135,8 +135,10 @@ def test_retrain_that_is_worse_keeps_the_current_model(standin: BotApiStandIn,
     result = standin.run(standin.wait_message(
         ADMIN_ID, lambda c: "Kept v1" in c.text or "failed" in c.text, timeout=RETRAIN_S,
         after=started))
-    assert re.search(r"Kept v1: the new model is worse on the mnist_sample.npz test split "
-                     r"\(200 images\): new \d+\.\d\d%, v1 \d+\.\d\d%", result.text), result.text
+    assert re.search(r"Kept v1: the new model is worse on held-out data\. It is stored as v2, "
+                     r"not serving\.\n• MNIST test split of mnist_sample\.npz \(200\): "
+                     r"new \d+\.\d\d%, v1 \d+\.\d\d%\n• real handwriting of held-out writers "
+                     r"\(60\): new \d+\.\d\d%, v1 \d+\.\d\d%", result.text), result.text
     # the feedback samples stored so far went to the training as --extra
     (samples,) = db_rows(bot, "SELECT COUNT(*) FROM feedback")[0]
     extra = list((bot.data_dir / "retrain").glob("*/corrections.npz"))
@@ -181,14 +183,15 @@ def check_promotion_and_rollback(api: BotApiStandIn, fresh: BotProcess) -> None:
     result = api.run(api.wait_message(
         ADMIN_ID, lambda c: c.time > started and ("serving" in c.text or "failed" in c.text)
         and "keeps serving meanwhile" not in c.text, timeout=RETRAIN_S))
-    assert re.search(r"v2 is now serving: worse on the mnist_sample.npz test split "
-                     r"\(200 images\): new \d+\.\d\d%, v1 \d+\.\d\d%.*within PROMOTE_TOLERANCE",
-                     result.text), result.text
+    assert re.search(r"v2 is now serving: worse on held-out data, but within PROMOTE_TOLERANCE"
+                     r" \(100\.00 points\)\.\n• MNIST test split of mnist_sample\.npz \(200\): "
+                     r"new \d+\.\d\d%, v1 \d+\.\d\d%", result.text), result.text
 
     stats = ask(api, ADMIN_ID, lambda: api.send_command(ADMIN_ID, "stats"))
     assert "Model v2 ·" in stats.text  # hot swap, same process
     versions = ask(api, ADMIN_ID, lambda: api.send_command(ADMIN_ID, "models"))
-    assert re.search(r"v2 · .*← serving", versions.text)
+    assert re.search(r"v2 · .*← serving\n    held out: MNIST \d+\.\d\d% \(200\), "
+                     r"writers \d+\.\d\d% \(60\)", versions.text), versions.text
 
     back = ask(api, ADMIN_ID, lambda: api.send_command(ADMIN_ID, "rollback"))
     assert "v1 is serving (was v2)" in back.text

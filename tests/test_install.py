@@ -121,7 +121,7 @@ def test_fresh_install_serves_without_tensorflow_and_the_train_extra_retrains(
                 ADMIN_ID, lambda c: c.method == "sendMessage" and "meanwhile" not in c.text,
                 timeout=600, after=started))
             print(f"/retrain 1: {time.monotonic() - started:.0f} s: {report.text}")
-            assert re.search(r"(Kept v1|v2 is now serving).*mnist_sample\.npz test split",
-                             report.text), report.text
+            assert re.search(r"(Kept v1|v2 is now serving)(.|\n)*MNIST test split of "
+                             r"mnist_sample\.npz", report.text), report.text
         finally:
             bot.stop_and_check_log()

@@ -214,26 +214,31 @@ async def test_one_users_thousand_corrections_count_only_up_to_the_cap(
         await storage.run(add_corrections, storage, 1301, flood, 7)  # 1,000 crops, all "7"
         await storage.run(add_corrections, storage, 1301, flood[:100], 7)  # the same again
         lone = storage.training_corrections(50, 0.25)
-        # alone, the user may hold 25% of at least 50 samples: 12
+        # alone, the user may hold 25% of at least 50 samples: 12 (every 5th held out)
         assert (len(lone.y), lone.users, lone.duplicates, lone.per_user) == (12, 1, 100, 12)
+        assert len(lone.held_y) == 200
         for user, label in ((1302, 1), (1303, 2), (1304, 3), (1305, 4)):
             crops = [rng.integers(0, 256, (28, 28), dtype=np.uint8) for _ in range(10)]
             await storage.run(add_corrections, storage, user, crops, label)
 
         started = await ask_async(api, ADMIN_ID,
                                   lambda: api.send_command(ADMIN_ID, "retrain", "1"))
-        # 40 from the others; the flooder: the largest L <= 50 with L <= 25% of (L + 40): 13
+        # 1,040 different crops (rows 1-1,140, each crop at its newest row): every 5th row is
+        # held out for the promotion gate, 208; of the others' 40, 32 train; the flooder: the
+        # largest L <= 50 with L <= 25% of max(L + 32, 50): 12
         assert started.text.splitlines()[-1] == (
-            "Feedback used: 53 samples from 5 users (left out: 100 repeated crops, "
-            "987 over the cap of 13 per user).")
+            "Feedback used: 44 samples from 5 users (left out: 100 repeated crops, "
+            "788 over the cap of 12 per user). Held out to test the new model: 208.")
         (run,) = (app.bot_data.services.settings.data_dir / "retrain").iterdir()
         with np.load(run / "corrections.npz") as data:
             x, y = data["x"], data["y"]
-        assert x.shape == (53, 28, 28) and x.dtype == np.uint8
-        assert np.bincount(y, minlength=10).tolist() == [0, 10, 10, 10, 10, 0, 0, 13, 0, 0]
-        # the flooder's 13 newest: the last of the crops sent again (each counted once)
-        assert {x[i].tobytes() for i in np.flatnonzero(y == 7)} == {
-            c.tobytes() for c in flood[87:100]}
+        assert x.shape == (44, 28, 28) and x.dtype == np.uint8
+        assert sum(np.bincount(y, minlength=10)[1:5]) == 32 and np.sum(y == 7) == 12
+        # the flooder's 12 newest left to train: crops sent again (each counted once)
+        flooder = {x[i].tobytes() for i in np.flatnonzero(y == 7)}
+        assert flooder <= {c.tobytes() for c in flood[80:100]}
+        held = storage.training_corrections(50, 0.25)
+        assert len(held.held_y) == 208 and not flooder & {c.tobytes() for c in held.held_x}
     # leaving the block stops the bot, and with it the training child
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import re
 from pathlib import Path
 
@@ -70,7 +71,9 @@ def tie_data(tmp_path: Path) -> Path:
 @pytest.mark.timeout(300)
 async def test_a_model_that_ties_is_promoted_as_not_worse(api: BotApiStandIn, tmp_path: Path,
                                                           tie_data: Path) -> None:
-    async with running_bot(api, tmp_path / "data", mnist_path=tie_data) as app:
+    # MNIST's tie alone decides: no real handwriting for the gate here
+    async with running_bot(api, tmp_path / "data", mnist_path=tie_data,
+                           retrain_eval_cells=0) as app:
         started = await ask_async(api, ADMIN_ID,
                                   lambda: api.send_command(ADMIN_ID, "retrain", "1"))
         assert started.text.startswith("🏋️ Retraining started on tie.npz + 0 feedback samples.")
@@ -78,11 +81,41 @@ async def test_a_model_that_ties_is_promoted_as_not_worse(api: BotApiStandIn, tm
             ADMIN_ID, lambda c: c.method == "sendMessage" and c.time > started.time,
             timeout=RETRAIN_S)
         assert re.fullmatch(
-            r"✅ v2 is now serving \(not worse on the tie\.npz test split \(10 images\): "
-            r"new 10\.00%, v1 10\.00% \(training report: 10\.00%\)\)\.", result.text), result.text
+            r"✅ v2 is now serving: not worse on held-out data\.\n• MNIST test split of tie\.npz "
+            r"\(10\): new 10\.00%, v1 10\.00%\n\(the training's own report: \d+\.\d\d% on "
+            r"MNIST's test split\)", result.text), result.text
         assert app.bot_data.model.version == 2  # hot swap
         active = app.bot_data.services.registry.active()
         assert active is not None and active.version == 2 and active.test_accuracy == 0.1
         stats = await ask_async(api, ADMIN_ID, lambda: api.send_command(ADMIN_ID, "stats"),
                                 timeout=REPLY_S)
-        assert stats.text.startswith("Model v2 · MNIST test accuracy 10.00% · ")
+        assert stats.text.startswith("Model v2 · MNIST test accuracy ")
+
+
+def test_the_gate_scores_both_models_on_every_held_out_set(tmp_path: Path) -> None:
+    """MNIST's test split, real handwriting of held-out writers (as scanned) and held-out
+    corrections: each scored, each must not get worse; /models shows the scores."""
+    from bot import gate
+    from bot.replies import models_text
+    from bot.storage import ModelVersion
+    from model import RELEASE_DIR
+
+    with np.load(SAMPLE) as sample:
+        x, y = sample["x_test"][:40], sample["y_test"][:40]
+    held = gate.load_held_out(SAMPLE, 20, (x[:10], y[:10]))
+    assert len(held.mnist[1]) == 200 and len(held.writers) == 20 and len(held.corrections[1]) == 10
+    scores = gate.score(RELEASE_DIR / "model.tflite", held)
+    assert [s.name for s in scores] == ["mnist", "writers", "corrections"]
+    assert [s.n for s in scores] == [200, 20, 10]
+    assert scores[0].accuracy >= 0.95 and scores[1].accuracy >= 0.8
+    worse = [gate.Score(s.name, s.n, s.accuracy - 0.02) for s in scores]
+    assert gate.not_worse(scores, scores, 0.0) and not gate.not_worse(worse, scores, 0.0)
+    assert gate.not_worse(worse, scores, 0.05)
+    text = gate.describe(worse, scores, held, 1)
+    assert text.splitlines()[1].startswith("• real handwriting of held-out writers (20): new ")
+    # no kensanata, no corrections: MNIST alone
+    bare = gate.load_held_out(SAMPLE, 20, (x[:0], y[:0]), tmp_path / "nowhere")
+    assert [s.name for s in gate.score(RELEASE_DIR / "model.tflite", bare)] == ["mnist"]
+    version = ModelVersion(2, tmp_path, 0.99, "2026-12-01", None, True, None,
+                           json.loads(gate.to_json(scores)))
+    assert "held out: MNIST" in models_text([version])

@@ -71,8 +71,10 @@ async def test_retrain_command_trains_elsewhere_and_its_result_is_promoted(
     promoted = retrain_runs("promoted")
     (control / "behaviour").write_text("ok")
     report, edits = await retrain(api, "2")
-    assert re.fullmatch(r"✅ v2 is now serving \(not worse on the mnist_sample.npz test split "
-                        r"\(200 images\): new (\d+\.\d\d%), v1 \1.*\)\.", report), report
+    assert re.match(r"✅ v2 is now serving: not worse on held-out data\.\n"
+                    r"• MNIST test split of mnist_sample\.npz \(200\): new (\d+\.\d\d%), "
+                    r"v1 \1\n• real handwriting of held-out writers \(60\): new (\d+\.\d\d%), "
+                    r"v1 \2", report), report
     assert any("epoch 2/2, validation accuracy 99.00%" in e for e in edits), edits
     seen = json.loads((control / "seen.json").read_text())
     env = seen["env"]

@@ -38,6 +38,7 @@ class BotProcess:
             # the default (10) would hand a test's training to whatever else loads a shared
             # machine; tests/test_retrain_command.py checks that the niceness is applied
             "RETRAIN_NICE": "0",
+            "RETRAIN_EVAL_CELLS": "60",  # the gate's real handwriting: a few, tests are short
             **env,
         }
         self.proc: subprocess.Popen[bytes] | None = None
