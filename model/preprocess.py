@@ -66,6 +66,11 @@ RULE_SPREAD = np.radians(15)  # rules are sought within this angle of horizontal
 MIN_PIECE_AREA = 4
 MIN_DIGIT_HEIGHT = 8
 MAX_PIECES = 160  # the biggest pieces of a photo; the rest are texture (and cost time)
+# Ink along half of one side of the photo that reaches less than a third of the way in is the
+# table beyond the sheet or the sheet's own shadowed edge, not writing: in the generator's
+# photos such strips were read as a "1" (a tight crop's digit reaches across its photo, and a
+# digit touches a side only for a stroke's width).
+EDGE_SHARE, EDGE_DEPTH = 0.5, 1 / 3
 # Lines: two pieces are neighbours when they share this much of the shorter one's rows and the
 # gap between them is under a multiple of the taller one's height (a space in "1 000 000" is
 # about one digit wide); marks far smaller than their neighbour (a dot, a comma, a 5's bar)
@@ -453,7 +458,8 @@ def segment(data: bytes, owners: np.ndarray | None = None) -> tuple[Decoded, lis
     if owned is not None:
         decoded.owner_ink = np.bincount(owned[inked], minlength=256)
     area = np.bincount(labels[inked], minlength=n)
-    keep = np.flatnonzero((area >= MIN_PIECE_AREA) & (np.arange(n) > 0))
+    keep = np.flatnonzero((area >= MIN_PIECE_AREA) & (np.arange(n) > 0) & ~_edges(
+        labels, inked, stats, n))
     keep = keep[np.argsort(-area[keep])][:MAX_PIECES]
     boxes = [(int(stats[i, 0]) + grow, int(stats[i, 1]) + grow,  # the growth's rim back off
               int(stats[i, 0] + stats[i, 2]) - grow, int(stats[i, 1] + stats[i, 3]) - grow)
@@ -490,6 +496,18 @@ def segment(data: bytes, owners: np.ndarray | None = None) -> tuple[Decoded, lis
             lines.append(line)
     lines.sort(key=lambda ln: float(np.median([(p.box[1] + p.box[3]) / 2 for p in ln.pieces])))
     return decoded, lines
+
+
+def _edges(labels: np.ndarray, inked: np.ndarray, stats: np.ndarray, n: int) -> np.ndarray:
+    """Which blobs are the table or the sheet's edge along a side of the photo (EDGE_SHARE)."""
+    h, w = inked.shape
+    tall, wide = stats[:, 3] / h, stats[:, 2] / w
+    edge = np.zeros(n, bool)
+    for side, length, depth in ((np.s_[0, :], w, tall), (np.s_[-1, :], w, tall),
+                                (np.s_[:, 0], h, wide), (np.s_[:, -1], h, wide)):
+        along = np.bincount(labels[side][inked[side]], minlength=n)
+        edge |= (along >= EDGE_SHARE * length) & (depth < EDGE_DEPTH)
+    return edge
 
 
 def _lines(pieces: list[Piece]) -> list[list[Piece]]:

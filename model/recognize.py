@@ -38,6 +38,7 @@ MARK, PART = 10, 11
 # unsure of non-digits, so a reading under this confidence counts as a mark.
 LEGACY_MARK = 0.5
 SKIP = math.log(1e-3)  # a piece with no crop of its own (empty after masking) is passed over
+MIN_LINE_SHARE = 0.4
 ANNOTATED_SIDE = 1280
 
 log = logging.getLogger(__name__)
@@ -168,7 +169,11 @@ class Recognizer:
             log.exception("recognize failed on a %d-byte image", len(image_bytes))
             return Result("error", error="I couldn't process that image, sorry.",
                           error_code="failed", seconds=time.perf_counter() - start)
-        readings = [r for r in readings if r]
+        # one hand writes its lines at about one size: a line of digits under MIN_LINE_SHARE of
+        # the tallest is specks or a grid's remnants beside the writing (read as 1s)
+        tallest = max((ln.height for ln, r in zip(lines, readings, strict=True) if r), default=0)
+        readings = [r for ln, r in zip(lines, readings, strict=True)
+                    if r and ln.height >= MIN_LINE_SHARE * tallest]
         digits = [replace_line(d, k) for k, r in enumerate(readings) for d in r]
         text = "\n".join("".join(str(d.digit) for d in r) for r in readings)
         return Result("ok" if digits else "no_digit", text=text, digits=digits,

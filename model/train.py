@@ -43,7 +43,7 @@ import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
 ARCHS = ("cnn", "mlp")
-DEFAULT_EPOCHS = {"cnn": 18, "mlp": 20}
+DEFAULT_EPOCHS = {"cnn": 14, "mlp": 20}
 PEAK_LR = {"cnn": 2e-3, "mlp": 1e-3}
 WARMUP_EPOCHS = 1
 FINAL_LR_FRACTION = 0.01
