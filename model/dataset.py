@@ -22,6 +22,7 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import cast
 
 import cv2
 import numpy as np
@@ -95,6 +96,7 @@ def cell_examples(files: list[Path], labels: np.ndarray) -> tuple[np.ndarray, np
     for path, label in zip(files, labels, strict=True):
         data = path.read_bytes()
         cell = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        assert cell is not None, f"not an image: {path}"  # kensanata's cells are PNG files
         h, w = cell.shape[:2]
         photos.append((data, Truth("crop", str(int(label)), [(0, 0, w, h)], (w, h), "png",
                                    "scan", owners=scan_ink(cell)[1].astype(np.uint8))))
@@ -169,7 +171,9 @@ def _pools(mnist_path: str | None) -> list[Digits]:
         else:
             scans = [cv2.imdecode(np.frombuffer(f.read_bytes(), np.uint8), cv2.IMREAD_COLOR)
                      for f in cells.files]
-            _POOLS.append(Digits.scans(scans, cells.labels, "kensanata-train"))
+            # kensanata's cells are PNG files: imdecode does not return None for them
+            _POOLS.append(Digits.scans(cast(list[np.ndarray], scans), cells.labels,
+                                       "kensanata-train"))
     return _POOLS
 
 

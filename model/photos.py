@@ -74,6 +74,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import cv2
 import matplotlib
@@ -295,7 +296,7 @@ def _pen_glyph(rng: np.random.Generator, label: int, style: dict) -> tuple[np.nd
     thickness = max(1, round(style["pen"] * size))
     for stroke in variants[k]:
         # A hand is not a plotter: each stroke lands a little shifted and scaled.
-        pts = np.float32(stroke) * rng.uniform(0.95, 1.05, 2) + rng.normal(0, 0.015, 2)
+        pts = np.array(stroke, np.float32) * rng.uniform(0.95, 1.05, 2) + rng.normal(0, 0.015, 2)
         pts = pts * [size * widen, size] + pad
         cv2.polylines(
             canvas,
@@ -330,11 +331,15 @@ def _distort(rng: np.random.Generator, alpha: np.ndarray, style: dict) -> np.nda
     alpha = np.pad(_crop(alpha), 30)
     h, w = alpha.shape
     slant = style["slant"] + rng.normal(0, 0.04)
-    shear = np.float32([[1, -slant, slant * h / 2], [0, 1, 0]])
+    shear = np.array([[1, -slant, slant * h / 2], [0, 1, 0]], np.float32)
     alpha = cv2.warpAffine(alpha, shear, (w, h), flags=cv2.INTER_LINEAR)
     amp = style["wobble"] * h
-    dx = cv2.resize(rng.normal(0, amp, (4, 4)).astype(np.float32), (w, h), cv2.INTER_CUBIC)
-    dy = cv2.resize(rng.normal(0, amp, (4, 4)).astype(np.float32), (w, h), cv2.INTER_CUBIC)
+    # Bilinear: cv2.INTER_CUBIC used to be passed here as the third positional argument, which
+    # is `dst`, so OpenCV's default INTER_LINEAR made every photo so far (and the released model).
+    dx = cv2.resize(rng.normal(0, amp, (4, 4)).astype(np.float32), (w, h),
+                    interpolation=cv2.INTER_LINEAR)
+    dy = cv2.resize(rng.normal(0, amp, (4, 4)).astype(np.float32), (w, h),
+                    interpolation=cv2.INTER_LINEAR)
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     alpha = cv2.remap(alpha, gx + dx, gy + dy, cv2.INTER_LINEAR)
     return _crop(alpha)
@@ -397,12 +402,14 @@ def _hairline(alpha: np.ndarray) -> np.ndarray:
     """Every stroke redrawn with a fine ballpoint: 3.5% of the digit's height, at least 1.6 px
     (a 0.4 mm line on a 12 mm digit), along its centre line (a morphological skeleton)."""
     solid = cv2.GaussianBlur(alpha, (0, 0), max(0.7, 0.006 * alpha.shape[0])) > 0.4
-    shape = cv2.morphologyEx(solid.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+    # uint8 0/1 throughout (OpenCV's stubs type its results integer-or-float: no `~`, `&`)
+    shape: np.ndarray = cv2.morphologyEx(solid.astype(np.uint8), cv2.MORPH_CLOSE,
+                                         np.ones((3, 3), np.uint8))
     skeleton = np.zeros_like(shape)
     cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
     while shape.any():  # Lantuéjoul: what each erosion step's opening removes
-        eroded = cv2.erode(shape, cross)
-        skeleton |= shape & ~cv2.dilate(eroded, cross)
+        eroded: np.ndarray = cv2.erode(shape, cross)
+        skeleton |= shape & ~cast(np.ndarray, cv2.dilate(eroded, cross))
         shape = eroded
     width = max(1.6, 0.035 * alpha.shape[0])
     up = 4  # drawn at 4× and area-averaged down: an anti-aliased edge
@@ -522,10 +529,10 @@ def _camera(rng: np.random.Generator, w: int, h: int) -> tuple[np.ndarray, float
     """Homography from flat paper (frame-sized) to the frame: rotation, maybe perspective."""
     angle = rng.uniform(-MAX_ANGLE, MAX_ANGLE)
     m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
-    corners = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    corners = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
     moved = corners @ m[:, :2].T + m[:, 2]
     if rng.random() < 0.5:
-        moved += rng.uniform(-0.04, 0.04, (4, 2)) * np.float32([w, h])
+        moved += rng.uniform(-0.04, 0.04, (4, 2)) * np.array([w, h], np.float32)
     return cv2.getPerspectiveTransform(corners, moved.astype(np.float32)), angle
 
 
@@ -537,7 +544,7 @@ def _paper_colour(rng: np.random.Generator) -> np.ndarray:
     base = rng.uniform(0.84, 0.98)
     cast = rng.choice(["neutral", "warm", "cool"], p=[0.5, 0.35, 0.15])
     tint = {"neutral": (0, 0, 0), "warm": (0.02, 0.0, -0.05), "cool": (-0.03, 0.0, 0.02)}[cast]
-    return np.clip(np.float32([base, base, base]) + np.float32(tint), 0, 1)
+    return np.clip(np.array([base, base, base], np.float32) + np.array(tint, np.float32), 0, 1)
 
 
 def _ink(rng: np.random.Generator, kind: str | None = None) -> tuple[str, np.ndarray, float]:
@@ -546,25 +553,29 @@ def _ink(rng: np.random.Generator, kind: str | None = None) -> tuple[str, np.nda
     elif kind not in INKS:
         raise ValueError(f"ink must be one of {INKS}, not {kind!r}")
     if kind == "lightblue":  # a washed-out ballpoint or a gel pen
-        colour = np.float32([rng.uniform(0.3, 0.5), rng.uniform(0.5, 0.65), rng.uniform(0.8, 0.95)])
+        colour = np.array([rng.uniform(0.3, 0.5), rng.uniform(0.5, 0.65), rng.uniform(0.8, 0.95)],
+                          np.float32)
         return str(kind), colour, float(rng.uniform(0.75, 0.95))
     if kind == "green":
-        colour = np.float32([rng.uniform(0.05, 0.25), rng.uniform(0.45, 0.6),
-                             rng.uniform(0.1, 0.3)])
+        colour = np.array([rng.uniform(0.05, 0.25), rng.uniform(0.45, 0.6),
+                           rng.uniform(0.1, 0.3)], np.float32)
         return str(kind), colour, float(rng.uniform(0.8, 1.0))
     if kind == "purple":
-        colour = np.float32([rng.uniform(0.4, 0.55), rng.uniform(0.1, 0.25), rng.uniform(0.5, 0.7)])
+        colour = np.array([rng.uniform(0.4, 0.55), rng.uniform(0.1, 0.25), rng.uniform(0.5, 0.7)],
+                          np.float32)
         return str(kind), colour, float(rng.uniform(0.8, 1.0))
     if kind == "red":  # a teacher's pen: mid-grey once the colour is gone
-        colour, opacity = np.float32([rng.uniform(0.6, 0.8), 0.1, 0.15]), rng.uniform(0.8, 1.0)
+        colour = np.array([rng.uniform(0.6, 0.8), 0.1, 0.15], np.float32)
+        opacity = rng.uniform(0.8, 1.0)
     elif kind == "black":
         colour, opacity = np.full(3, rng.uniform(0.05, 0.2)), rng.uniform(0.85, 1.0)
     elif kind == "blue":
-        colour = np.float32([rng.uniform(0.05, 0.2), rng.uniform(0.1, 0.25), rng.uniform(0.4, 0.6)])
+        colour = np.array([rng.uniform(0.05, 0.2), rng.uniform(0.1, 0.25), rng.uniform(0.4, 0.6)],
+                          np.float32)
         opacity = rng.uniform(0.8, 1.0)
     else:
         colour, opacity = np.full(3, rng.uniform(0.25, 0.4)), rng.uniform(0.6, 0.85)
-    return str(kind), np.float32(colour), float(opacity)
+    return str(kind), np.asarray(colour, np.float32), float(opacity)
 
 
 def _draw_lines(
@@ -583,12 +594,12 @@ def _draw_lines(
             xx = round(x * 16)
             cv2.line(mask, (xx, 0), (xx, h * 16), 255, thick, cv2.LINE_AA, shift=4)
     colour = (
-        np.float32([0.45, 0.6, 0.85])
+        np.array([0.45, 0.6, 0.85], np.float32)
         if rng.random() < 0.65
         else np.full(3, rng.uniform(0.45, 0.65))
     )
     strength = rng.uniform(0.25, 0.7)
-    return mask.astype(np.float32) * (strength / 255.0), np.float32(colour)
+    return mask.astype(np.float32) * (strength / 255.0), np.asarray(colour, np.float32)
 
 
 def _blend(img: np.ndarray, alpha: np.ndarray, colour: np.ndarray) -> None:
@@ -624,7 +635,7 @@ def _lighting(rng: np.random.Generator, w: int, h: int) -> tuple[np.ndarray, dic
     meta = {"exposure_gradient": round(float(depth), 3)}
     if rng.random() < 0.45:
         # A hand or phone shadow: a polygon entering from one side, blurred heavily.
-        mask = np.zeros((sh, sw), np.float32)
+        mask: np.ndarray = np.zeros((sh, sw), np.float32)
         side = rng.integers(4)
         n = rng.integers(3, 6)
         pts = rng.uniform(0, 1, (n, 2)) * [sw, sh]
@@ -679,7 +690,7 @@ def _paper_photo(
     # A notebook page bows near its spine: sheet content at x moves down by bow(x) px.
     bend = float(rng.uniform(-0.02, 0.02) * h) if rng.random() < 0.3 else 0.0
     # Render only the part of the flat sheet the camera sees.
-    seen = _apply(inv, np.float32([[0, 0], [w, 0], [w, h], [0, h]]))
+    seen = _apply(inv, np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32))
     x0, y0 = np.floor(seen.min(0)).astype(int) - 2 - [0, round(abs(bend))]
     x1, y1 = np.ceil(seen.max(0)).astype(int) + 2 + [0, round(abs(bend))]
     sw, sh = x1 - x0, y1 - y0
@@ -700,8 +711,8 @@ def _paper_photo(
             placed, rw, rh = _block(rng, rows, height, soft, touching, pen)
             cx = rng.uniform(rw / 2 + margin, w - rw / 2 - margin) if w > rw + 2 * margin else w / 2
             cy = rng.uniform(rh / 2 + margin, h - rh / 2 - margin) if h > rh + 2 * margin else h / 2
-            ox, oy = _apply(inv, np.float32([[cx, cy]]))[0] - [x0 + rw / 2, y0 + rh / 2]
-            box = np.float32([[ox, oy], [ox + rw, oy], [ox + rw, oy + rh], [ox, oy + rh]])
+            ox, oy = _apply(inv, np.array([[cx, cy]], np.float32))[0] - [x0 + rw / 2, y0 + rh / 2]
+            box = np.array([[ox, oy], [ox + rw, oy], [ox + rw, oy + rh], [ox, oy + rh]], np.float32)
             corners = _apply(to_frame, box)
             if (corners.min(0) >= margin).all() and (
                 corners.max(0) <= [w - margin, h - margin]
@@ -743,7 +754,7 @@ def _paper_photo(
             if mx < left - 0.05 * sw:
                 margin_mask = np.zeros((sh, sw), np.uint8)
                 cv2.line(margin_mask, (round(mx), 0), (round(mx), sh), 255, 2, cv2.LINE_AA)
-                _blend(img, margin_mask * (0.6 / 255.0), np.float32([0.85, 0.35, 0.35]))
+                _blend(img, margin_mask * (0.6 / 255.0), np.array([0.85, 0.35, 0.35], np.float32))
 
     owner_sheet = np.zeros((sh, sw), np.uint8)
     if placed:
@@ -800,7 +811,7 @@ def _paper_photo(
     light, light_meta = _lighting(rng, w, h)
     # White balance: daylight is neutral-to-blue, a desk lamp is warm (orange, not green).
     warmth = rng.uniform(-0.3, 1.0)
-    gains = np.float32([1 + 0.02 * warmth, 1 - 0.03 * warmth, 1 - 0.12 * warmth])
+    gains = np.array([1 + 0.02 * warmth, 1 - 0.03 * warmth, 1 - 0.12 * warmth], np.float32)
     frame *= light[..., None] * gains
     meta.update(light_meta)
     return frame, boxes, meta, owners
@@ -841,8 +852,10 @@ def _table_edge(rng: np.random.Generator, frame: np.ndarray, boxes: list[Box], m
         3: [[0, h], [w, h], [w, h - b], [0, h - a]],
     }[side]
     mask = np.zeros((h, w), np.float32)
-    cv2.fillPoly(mask, [np.round(np.float32(pts) * 16).astype(np.int32)], 1.0, cv2.LINE_AA, 4)
-    table = np.float32(rng.choice([[0.35, 0.25, 0.18], [0.3, 0.3, 0.32], [0.55, 0.45, 0.35]]))
+    cv2.fillPoly(mask, [np.round(np.array(pts, np.float32) * 16).astype(np.int32)], 1.0,
+                 cv2.LINE_AA, 4)
+    tables = [[0.35, 0.25, 0.18], [0.3, 0.3, 0.32], [0.55, 0.45, 0.35]]
+    table = np.asarray(rng.choice(tables), np.float32)
     table = table * rng.uniform(0.6, 1.1)
     _blend(frame, mask, table)
     meta["table_edge"] = True
@@ -859,7 +872,8 @@ def _screen_photo(
 ) -> tuple[np.ndarray, list[Box], dict, np.ndarray]:
     """A screenshot of a drawing app: light digits drawn on a dark canvas."""
     img = np.empty((h, w, 3), np.float32)
-    img[:] = np.float32(rng.choice([[0, 0, 0], [0.1, 0.1, 0.1], [0.05, 0.07, 0.15]]))
+    img[:] = np.asarray(rng.choice([[0.0, 0.0, 0.0], [0.1, 0.1, 0.1], [0.05, 0.07, 0.15]]),
+                        np.float32)
     boxes: list[Box] = []
     meta: dict = {}
     owners = np.zeros((h, w), np.uint8)
@@ -881,8 +895,9 @@ def _screen_photo(
                 continue
             ys, xs = np.nonzero(a > 0.3)
             boxes.append((x + xs.min(), y + ys.min(), x + xs.max() + 1, y + ys.max() + 1))
-        colour = np.float32(
-            rng.choice([[1, 1, 1], [0.95, 0.95, 0.9], [1, 0.9, 0.3], [0.4, 0.9, 1]])
+        colour = np.asarray(
+            rng.choice([[1.0, 1.0, 1.0], [0.95, 0.95, 0.9], [1.0, 0.9, 0.3], [0.4, 0.9, 1.0]]),
+            np.float32,
         )
         _blend(img, ink, colour)
         _own(owners, placed, ox, oy)
@@ -923,7 +938,7 @@ def _nondigit_glyph(rng: np.random.Generator, words: tuple[str, ...],
                                                                     180))
         style = {"slant": float(rng.uniform(-0.2, 0.2)), "wobble": float(rng.uniform(0, 0.01))}
         return _distort(rng, np.asarray(image, np.float32) / 255.0, style), f"word/{font}"
-    canvas = np.zeros((400, 400), np.uint8)
+    canvas: np.ndarray = np.zeros((400, 400), np.uint8)
     pen = int(rng.integers(4, 22))
     if what == "doodle":  # a loose curve looping over itself: a cloud, a spiral, a cat
         t = np.linspace(0, rng.uniform(4, 9) * np.pi, 200)
@@ -940,8 +955,8 @@ def _nondigit_glyph(rng: np.random.Generator, words: tuple[str, ...],
             cv2.line(canvas, (x, 60), (x - 120, 340), 255, pen // 2 + 2, cv2.LINE_AA)
     elif what == "tick":  # a check mark in a box
         cv2.rectangle(canvas, (60, 60), (340, 340), 255, pen // 2 + 2, cv2.LINE_AA)
-        cv2.polylines(canvas, [np.int32([[110, 200], [180, 280], [320, 90]])], False, 255, pen,
-                      cv2.LINE_AA)
+        tick = np.array([[110, 200], [180, 280], [320, 90]], np.int32)
+        cv2.polylines(canvas, [tick], False, 255, pen, cv2.LINE_AA)
     else:  # a five-pointed star drawn in one stroke
         angles = np.pi / 2 + np.arange(6) * 4 * np.pi / 5
         pts = np.stack([200 + 150 * np.cos(angles), 200 - 150 * np.sin(angles)], 1)
@@ -1093,7 +1108,7 @@ def make_photo(
     if pen:
         meta["pen"] = pen
     meta.update({k: v for k, v in style_meta.items() if k != "name"})
-    boxes = [tuple(int(v) for v in b) for b in boxes]
+    boxes = [cast(Box, tuple(int(v) for v in b)) for b in boxes]
     if kind == "nondigit":  # no digit to find; where the ink is stays in meta
         meta["ink_box"], boxes = boxes[0], []
         owners[:] = 0
@@ -1105,15 +1120,15 @@ def _optics(rng: np.random.Generator, img: np.ndarray, meta: dict) -> np.ndarray
     """A phone camera's focus or motion blur, sensor noise and blotchy chroma noise."""
     h, w = img.shape[:2]
     sigma = rng.uniform(0.3, 1.4) * min(w, h) / 960
-    img = cv2.GaussianBlur(img, (0, 0), sigma)
+    img = cast(np.ndarray, cv2.GaussianBlur(img, (0, 0), sigma))  # keeps img's dtype
     meta["blur"] = round(float(sigma), 2)
     if rng.random() < 0.15:
         length = int(rng.integers(3, 8))
-        kernel = np.zeros((length, length), np.float32)
+        kernel: np.ndarray = np.zeros((length, length), np.float32)
         cv2.line(kernel, (0, length // 2), (length - 1, length // 2), 1.0)
         rot = cv2.getRotationMatrix2D(((length - 1) / 2, (length - 1) / 2), rng.uniform(0, 180), 1)
         kernel = cv2.warpAffine(kernel, rot, (length, length))
-        img = cv2.filter2D(img, -1, kernel / kernel.sum())
+        img = cast(np.ndarray, cv2.filter2D(img, -1, kernel / kernel.sum()))
         meta["motion_blur"] = length
     noise = rng.uniform(0.004, 0.025)
     img += (_grain(rng, h, w) * noise)[..., None]
@@ -1181,9 +1196,10 @@ def _amount_photo(
     mx, my = (int(rng.uniform(0.03, 0.5) * height) for _ in range(2))
     w, h = size or (rw + 2 * mx, rh + 2 * my)
     ox, oy = max(0, (w - rw) // 2), max(0, (h - rh) // 2)
-    tint = np.float32([rng.uniform(0.8, 1.0), rng.uniform(0.85, 1.0), rng.uniform(0.8, 1.0)])
+    tint = np.array([rng.uniform(0.8, 1.0), rng.uniform(0.85, 1.0), rng.uniform(0.8, 1.0)],
+                    np.float32)
     img = np.ones((h, w, 3), np.float32) * tint
-    pattern_colour = tint * np.float32(rng.uniform(0.3, 0.8, 3))
+    pattern_colour = tint * np.asarray(rng.uniform(0.3, 0.8, 3), np.float32)
     _blend(img, _security_print(rng, h, w), pattern_colour)
     meta: dict = {"digit_height": round(height), "tint": [round(float(v), 2) for v in tint]}
     if rng.random() < 0.4:  # the printed line the amount is written on, or the field's box
@@ -1192,7 +1208,7 @@ def _amount_photo(
         cv2.line(line, (0, y), (w, y), 255, int(rng.integers(1, 3)))
         if rng.random() < 0.4:
             cv2.rectangle(line, (0, 0), (w - 1, h - 1), 255, int(rng.integers(1, 3)))
-        _blend(img, line.astype(np.float32) / 255 * 0.8, np.float32([0.3, 0.3, 0.35]))
+        _blend(img, line.astype(np.float32) / 255 * 0.8, np.array([0.3, 0.3, 0.35], np.float32))
         meta["printed_line"] = True
     coverage = np.zeros((h, w), np.float32)
     owners = np.zeros((h, w), np.uint8)
@@ -1216,7 +1232,7 @@ def _amount_photo(
     quality = int(rng.integers(70, 96))
     meta.update({"ink": ink_name, "written": text, "pen": pen, "quality": quality})
     digits_only = "".join(ch for ch in text if ch.isdigit())
-    boxes = [tuple(int(v) for v in b) for b in boxes]
+    boxes = [cast(Box, tuple(int(v) for v in b)) for b in boxes]
     truth = Truth("amount", digits_only, boxes, (w, h), fmt, f"amount/{ink_name}", sources,
                   meta, owners)
     return _encode(img, fmt, quality), truth

@@ -28,6 +28,7 @@ from __future__ import annotations
 import io
 import re
 from dataclasses import dataclass
+from typing import cast
 
 import cv2
 import numpy as np
@@ -176,10 +177,10 @@ def decode(data: bytes, side: int = WORK_SIDE, mode: str = "RGB") -> Decoded:
     if not data:
         raise ImageError(NOT_AN_IMAGE, "not_an_image")
     try:
-        im = Image.open(io.BytesIO(data), formats=FORMATS)
+        im: Image.Image = Image.open(io.BytesIO(data), formats=FORMATS)
     except Image.DecompressionBombError as exc:  # Pillow's own limit, far above ours
-        pixels = re.search(r"\((\d+) pixels\)", str(exc))
-        size = f" ({int(pixels.group(1)) / 1e6:.0f} megapixels)" if pixels else ""
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f" ({int(found.group(1)) / 1e6:.0f} megapixels)" if found else ""
         raise ImageError(TOO_LARGE.format(size=size), "too_large") from exc
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise ImageError(NOT_AN_IMAGE, "not_an_image") from exc
@@ -274,7 +275,8 @@ def ink_map(image: np.ndarray) -> np.ndarray:
     paper = cv2.morphologyEx(small, cv2.MORPH_CLOSE, cv2.getStructuringElement(
         cv2.MORPH_RECT, (k, k)))
     paper = cv2.resize(paper, (w, h), interpolation=cv2.INTER_LINEAR)
-    paper = cv2.max(paper, 1)  # no division by zero
+    # no division by zero (OpenCV takes a scalar for src2; its stubs list only arrays)
+    paper = cv2.max(paper, 1)  # type: ignore[call-overload]
     flat = cv2.divide(chan, paper, scale=255)  # paper → 255, ink → its relative darkness
     return cv2.bitwise_not(flat)
 
@@ -320,7 +322,7 @@ def threshold(ink: np.ndarray) -> tuple[np.ndarray, int]:
     joined = np.zeros(n, np.uint8)
     joined[labels[strong > 0]] = 255
     joined[0] = 0
-    return np.take(joined, labels), level
+    return np.take(joined, cast(np.ndarray, labels)), level
 
 
 def rule_angle(ink: np.ndarray) -> float | None:
@@ -642,7 +644,7 @@ def mnist_crop(ink: np.ndarray, region: np.ndarray, level: int) -> np.ndarray | 
     if m["m00"] <= 0:
         return None
     cx, cy = m["m10"] / m["m00"], m["m01"] / m["m00"]
-    shift = np.float32([[1, 0, 14 - cx], [0, 1, 14 - cy]])
+    shift = np.array([[1, 0, 14 - cx], [0, 1, 14 - cy]], np.float32)
     out = cv2.warpAffine(small, shift, (28, 28), flags=cv2.INTER_LINEAR,
                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     return np.clip(out * 255 + 0.5, 0, 255).astype(np.uint8)

@@ -190,6 +190,7 @@ def unit_scores(p: np.ndarray) -> tuple[int, float]:
 def read_line(line: Line, probs: list[np.ndarray]) -> list[Digit]:
     """The most likely split of a line's pieces into whole units; its digits, left to right."""
     n = len(line.pieces)
+    k: int | None  # a group's index (None in `back`: the best path skips a piece there)
     ending: list[list[int]] = [[] for _ in range(n + 1)]
     for k, g in enumerate(line.groups):
         ending[g.end].append(k)

@@ -189,7 +189,7 @@ class Progress(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
         fields = ("loss", "accuracy", "val_loss", "val_accuracy")
-        report = {"epoch": epoch + 1, "epochs": self.epochs}
+        report: dict[str, float] = {"epoch": epoch + 1, "epochs": self.epochs}
         report.update({k: round(float(logs[k]), 5) for k in fields if k in logs})
         print("PROGRESS " + json.dumps(report), flush=True)
 
