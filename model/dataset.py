@@ -11,7 +11,7 @@ Beyond MNIST's training split the model sees
     training writers and a pen, on their own seeds and with their own words (TRAIN_WORDS), so
     that no bench photo, seed, word or writer is ever trained on;
   - generated non-digit glyphs (letters, symbols, scribbles, blots, hatching) as MARK.
-Every crop of a photo is labelled by where it lies against the photo's truth (`label_crop`), so
+Every crop of a photo is labelled by whose ink it holds (`label_group`), so
 the model learns exactly the inputs it will get, its PARTs and MARKs included.
 """
 
