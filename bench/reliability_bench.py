@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import sqlite3
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from tempfile import TemporaryDirectory
 import psutil
 
 from bot.inbox import DONE
-from tests.support import BotApiStandIn, BotProcess, Call
+from tests.support import BotApiStandIn, BotProcess, Call, kill_on
 from tests.support.conversation import reading
 from tests.support.pictures import digit_photo
 from tests.support.standin import SEND_METHODS
@@ -115,33 +114,12 @@ def outage(tmp: Path, name: str, start: Callable[[BotApiStandIn, float], None],
                  f"last answer {last - ended:.1f} s after it ended; {tries} calls failed")
 
 
-def kill_on(api: BotApiStandIn, bot: BotProcess, wanted: Callable[[Call], bool],
-            nth: int) -> threading.Event:
-    killed = threading.Event()
-    seen = 0
-
-    def hook(call: Call) -> bool:
-        nonlocal seen
-        if not wanted(call):
-            return False
-        seen += 1
-        if seen < nth:
-            return False
-        assert bot.proc is not None
-        bot.proc.kill()
-        killed.set()
-        return True
-
-    api.on_delivered("*", hook)
-    return killed
-
-
 def kill_scenario(tmp: Path, name: str, wanted: Callable[[Call], bool], nth: int,
                   total: int) -> Outcome:
     with BotApiStandIn(thumbnails=False).in_thread() as api:
         data = tmp / name.replace(" ", "_") / "data"
         bot = BotProcess(api, data, RATE_LIMIT="0").start()
-        killed = kill_on(api, bot, wanted, nth)
+        killed = kill_on(api, bot, nth, wanted=wanted)
         users = list(range(300, 310))
         photos = send_photos(api, users, total // len(users), 0)
         killed.wait(WAIT_S)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +21,7 @@ import pytest
 from bot import replies
 from bot.i18n import translator
 from bot.inbox import DONE
-from tests.support import BotApiStandIn, BotProcess, Call
+from tests.support import BotApiStandIn, BotProcess, Call, kill_on
 from tests.support.conversation import REPLY_S, reading
 from tests.support.pictures import digit_photo
 from tests.support.standin import SEND_METHODS
@@ -177,31 +176,9 @@ def check_after_restart(api: BotApiStandIn, bot: BotProcess,
     return instant
 
 
-def kill_on(api: BotApiStandIn, bot: BotProcess, method: str, nth: int) -> threading.Event:
-    """SIGKILL the bot the moment the `nth` call of `method` ("send": any send) is delivered,
-    before the bot hears the answer."""
-    killed = threading.Event()
-    seen = 0
-
-    def hook(call: Call) -> bool:
-        nonlocal seen
-        if method == "send" and call.method.lower() not in SEND_METHODS:
-            return False
-        seen += 1
-        if seen < nth:
-            return False
-        assert bot.proc is not None
-        bot.proc.kill()
-        killed.set()
-        return True
-
-    api.on_delivered("*" if method == "send" else method, hook)
-    return killed
-
-
 def test_kill_9_during_a_backlog_of_100_photos(api: BotApiStandIn, start_bot) -> None:
     bot = start_bot(RATE_LIMIT="0")
-    killed = kill_on(api, bot, "download", 40)  # mid-backlog: downloading, reading, sending
+    killed = kill_on(api, bot, 40, "download")  # mid-backlog: downloading, reading, sending
     photos: dict[tuple[int, int], int] = {}
     with api.at_once():
         for i in range(100):
@@ -224,7 +201,7 @@ def test_kill_9_during_a_backlog_of_100_photos(api: BotApiStandIn, start_bot) ->
 
 def test_kill_9_in_the_instant_after_a_send(api: BotApiStandIn, start_bot) -> None:
     bot = start_bot(RATE_LIMIT="0")
-    killed = kill_on(api, bot, "send", 2)
+    killed = kill_on(api, bot, 2, wanted=lambda call: call.method.lower() in SEND_METHODS)
     photos: dict[tuple[int, int], int] = {}
     for i, user in enumerate((701, 702, 703)):
         image, label = digit_photo(20 + i)

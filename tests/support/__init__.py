@@ -118,8 +118,8 @@ later call. ``with api.at_once():`` what users send inside is handed out by one 
 update sent again, as Telegram does when the bot's confirmation was lost).
 """
 
-from tests.support.bot_process import ADMIN_ID, ROOT, SAMPLE, BotProcess
+from tests.support.bot_process import ADMIN_ID, ROOT, SAMPLE, BotProcess, kill_on
 from tests.support.standin import BotApiStandIn, Call, most_in_window
 
-__all__ = ["ADMIN_ID", "ROOT", "SAMPLE", "BotApiStandIn", "BotProcess", "Call",
+__all__ = ["ADMIN_ID", "ROOT", "SAMPLE", "BotApiStandIn", "BotProcess", "Call", "kill_on",
            "most_in_window"]

@@ -6,12 +6,14 @@ import contextlib
 import os
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 
-from tests.support.standin import BotApiStandIn
+from tests.support.standin import BotApiStandIn, Call
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "tests" / "data" / "mnist_sample.npz"  # 700 MNIST images; 200 in its test split
@@ -120,3 +122,26 @@ class BotProcess:
                 ):
                     found.append(child)
         return found
+
+
+def kill_on(api: BotApiStandIn, bot: BotProcess, nth: int, method: str = "*",
+            wanted: Callable[[Call], bool] = lambda call: True) -> threading.Event:
+    """SIGKILL the bot the moment the `nth` call of `method` that it `wanted` is delivered,
+    before the bot hears the answer; the event is set once it is killed."""
+    killed = threading.Event()
+    seen = 0
+
+    def hook(call: Call) -> bool:
+        nonlocal seen
+        if not wanted(call):
+            return False
+        seen += 1
+        if seen < nth:
+            return False
+        assert bot.proc is not None
+        bot.proc.kill()
+        killed.set()
+        return True
+
+    api.on_delivered(method, hook)
+    return killed
