@@ -535,6 +535,32 @@ def test_several_lines_top_to_bottom(rec: Recognizer, digits: dict) -> None:
     assert all(overlaps(d.box, b) for d, b in zip(res.digits, boxes, strict=True))
 
 
+def test_close_lines_of_a_list_stay_apart(rec: Recognizer, digits: dict) -> None:
+    """Two lines written close (a fifth of a digit's height between them, each digit right
+    under one above): they are two numbers, not one line of stacked pieces."""
+    rng = np.random.default_rng(RNG_SEED)
+    img = paper(1280, 960, rng)
+    for y, text in ((250, "358"), (250 + 192, "724")):
+        x = 360
+        for ch in text:
+            x = put_digit(img, digits[int(ch)][0], x, y, 160)[2] + 50
+    assert rec.recognize(encode(img)).lines == ["358", "724"]
+
+
+def test_table_edge_beside_slanted_ruled_paper(rec: Recognizer, digits: dict) -> None:
+    """A ruled sheet photographed at a slant with the dark table along its right side: the
+    levelled photo's sides are slanted, and the table there is still no digit nor a link that
+    joins every line into one."""
+    img = paper(1280, 960, np.random.default_rng(RNG_SEED), "ruled", spacing=70)
+    for y, text in ((250, "62"), (520, "49")):
+        x = 600  # near enough to the table that the old test linked both lines through it
+        for ch in text:
+            x = put_digit(img, digits[int(ch)][0], x, y, 150)[2] + 40
+    img = rotate(img, 6)
+    img[:, 1130:] = (60.0, 70.0, 85.0)  # the table beyond the sheet's edge
+    assert rec.recognize(encode(img)).lines == ["62", "49"]
+
+
 def test_separators_are_not_digits(rec: Recognizer, digits: dict) -> None:
     """12.500, 07-45 and 1 000: the dot, the dash and the space separate groups; the text is
     the digits."""
