@@ -308,7 +308,7 @@ def _light_on_dark(small: np.ndarray, crop: bool = False) -> bool:
     border is thinner) where the median is ink: in a `crop` (an image too small to be a photo:
     a dataset's digit, a crop cut tight to the ink) and wherever the median is dark but the
     frame is light (a bold 1 or a marker's 0 cut tight covers most of its image). Dev seeds:
-    tight crops 94.7% → 98.3%; bold MNIST test digits cut tight at 120 px, 10/20 → 20/20 dark on
+    tight crops 94.7% → 98.0%; bold MNIST test digits cut tight at 120 px, 10/20 → 20/20 dark on
     light and 3/20 → 19/20 light on dark; validation writers' cells with a 2 px printed border
     394/400 (the outermost pixels alone: 0/400). On a dark
     background the ink is whichever tail reaches further from it; a light background (paper)
