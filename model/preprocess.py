@@ -544,24 +544,23 @@ def _edges(labels: np.ndarray, inked: np.ndarray, stats: np.ndarray, n: int,
     pixels next to them are blended with the canvas, so they are looked at 2 px further in.
     """
     h, w = inked.shape
-    rotated = frame[0, 1] != frame[1, 1]  # the top side is not a row of pixels
-    centre = frame.mean(axis=0)
-    edge = np.zeros(n, bool)
-    for k in range(4):
-        a, b = frame[k], frame[(k + 1) % 4]
-        length = float(np.hypot(*(b - a)))
-        across = float(np.hypot(*(frame[(k + 2) % 4] - b)))  # the photo's extent away from it
-        pts = a + np.linspace(0, 1, max(2, round(length) + 1))[:, None] * (b - a)
-        if rotated:
-            inward = centre - (a + b) / 2
-            pts += 2 * inward / np.hypot(*inward)
-        xs = np.clip(np.rint(pts[:, 0]).astype(int), 0, w - 1)
-        ys = np.clip(np.rint(pts[:, 1]).astype(int), 0, h - 1)
-        hit = inked[ys, xs]
-        along = np.bincount(labels[ys[hit], xs[hit]], minlength=n)
-        depth = stats[:, 3 if k % 2 == 0 else 2] / (across + 1)
-        edge |= (along >= EDGE_SHARE * (length + 1)) & (depth < EDGE_DEPTH)
-    return edge
+    ends = np.roll(frame, -1, axis=0)  # side k runs from corner k to corner k + 1
+    length = np.hypot(*(ends - frame).T)
+    across = np.roll(length, -1)  # the photo's extent away from each side
+    steps = np.maximum(2, np.rint(length).astype(int) + 1)
+    side = np.repeat(np.arange(4), steps)
+    t = np.concatenate([np.linspace(0, 1, s) for s in steps])[:, None]
+    pts = frame[side] + t * (ends - frame)[side]
+    if frame[0, 1] != frame[1, 1]:  # deskewed: the top side is not a row of pixels
+        inward = frame.mean(axis=0) - (frame + ends) / 2
+        pts += (2 * inward / np.hypot(*inward.T)[:, None])[side]
+    xs = np.clip(np.rint(pts[:, 0]).astype(int), 0, w - 1)
+    ys = np.clip(np.rint(pts[:, 1]).astype(int), 0, h - 1)
+    hit = inked[ys, xs]
+    along = np.bincount(side[hit] * n + labels[ys[hit], xs[hit]], minlength=4 * n).reshape(4, n)
+    depth = stats[:, [3, 2, 3, 2]].T / (across[:, None] + 1)  # heights for top and bottom
+    edge = (along >= EDGE_SHARE * (length[:, None] + 1)) & (depth < EDGE_DEPTH)
+    return edge.any(axis=0)
 
 
 def _lines(pieces: list[Piece]) -> list[list[Piece]]:
