@@ -769,7 +769,7 @@ def build_application(settings: Settings) -> BotApplication:
         .token(settings.bot_token.get_secret_value())
         .base_url(f"{root}/bot")
         .base_file_url(f"{root}/file/bot")
-        .rate_limiter(BotRateLimiter.from_settings(settings))
+        .rate_limiter(BotRateLimiter.from_settings(settings, retry))
         # every update is committed to the inbox before Telegram hears it arrived
         .update_queue(inbox)
         .concurrent_updates(InboxProcessor(inbox, retry, settings.max_concurrent_updates))
@@ -784,6 +784,7 @@ def build_application(settings: Settings) -> BotApplication:
 
     inbox.bot = application.bot
     inbox.running = lambda: application.running
+    inbox.on_stop = retry.stop  # what fails from now on waits in the inbox for the next start
     data = application.bot_data
 
     def swap(model: ServingModel) -> None:

@@ -95,9 +95,11 @@ class Inbox:
             " WHERE update_id = ?", (WAITING, time.time() + retry_after_s, update_id))
 
     def recover(self) -> int:
-        """At start: what was in memory when the process died waits again; how many wait."""
+        """At start: what was in memory when the process died waits again, and what was parked
+        is tried at once (a start is a new chance); how many wait."""
         with self.storage.transaction() as db:
-            db.execute("UPDATE inbox SET state = ? WHERE state = ?", (WAITING, IN_MEMORY))
+            db.execute("UPDATE inbox SET state = ?, not_before = 0 WHERE state IN (?, ?)",
+                       (WAITING, WAITING, IN_MEMORY))
             (waiting,) = db.execute("SELECT COUNT(*) FROM inbox WHERE state = ?",
                                     (WAITING,)).fetchone()
             return int(waiting)
@@ -138,6 +140,7 @@ class InboxQueue(asyncio.Queue):
         self.max_age_s = max_age_s
         self.bot: Bot | None = None  # set once the Application is built (to rebuild updates)
         self.running = lambda: True  # whether the Application still takes updates
+        self.on_stop = lambda: None  # told when PTB's stop signal arrives
         self.held = 0  # updates in memory: in this queue or being handled
         self._waiting = False  # the inbox may hold updates ready to be fed in
         self._spills = 0  # updates sent straight to the inbox (memory full)
@@ -147,6 +150,7 @@ class InboxQueue(asyncio.Queue):
         """Commit an update to the inbox, then queue it in memory if there is room (anything
         else — PTB's stop signal — is queued as it is). Returns once the update is durable."""
         if not isinstance(item, Update):
+            self.on_stop()  # the Application is stopping: updates in hand stop retrying
             await super().put(item)
             return
         to_memory = not self._waiting and self.held < self.window

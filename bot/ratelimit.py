@@ -59,8 +59,9 @@ class BotRateLimiter(AIORateLimiter):
         self._retry = retry
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> BotRateLimiter:
-        """Telegram's limits by default; RATE_LIMIT=0 lifts them (retries stay)."""
+    def from_settings(cls, settings: Settings, retry: RetryPolicy) -> BotRateLimiter:
+        """Telegram's limits by default; RATE_LIMIT=0 lifts them (retries stay). `retry`: the
+        bot's one policy (its stop ends every wait)."""
         on = settings.rate_limit
         return cls(
             overall_per_s=settings.rate_overall_per_s if on else 0,
@@ -68,7 +69,7 @@ class BotRateLimiter(AIORateLimiter):
             chat_per_s=settings.rate_chat_per_s if on else 0,
             chat_burst=settings.rate_chat_burst,
             max_retries=settings.rate_max_retries,
-            retry=RetryPolicy.from_settings(settings),
+            retry=retry,
         )
 
     def _paced(self, chat_id: object, callback: Callable[..., Coroutine[Any, Any, Any]]

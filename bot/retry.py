@@ -10,6 +10,10 @@ not found, bad parameters), 403 (the user blocked the bot), 401/404 (token) — 
 
 A send that timed out may have reached Telegram; retrying it may repeat a reply, never lose
 one (at least once; the Bot API has no idempotency keys).
+
+Once the bot is stopping (`RetryPolicy.stop()`, when PTB's Application stops) no call waits
+for another try: an update whose call fails then is unfinished and waits in the inbox for the
+next start, so SIGTERM during an outage ends the process in moments, not after the deadline.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import random
 import warnings
 from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TypeVar
 
@@ -80,6 +84,8 @@ class RetryPolicy:
     deadline_s: float  # per update, from its first transient failure
     base_s: float  # first wait; doubles with each failure
     max_s: float  # longest wait between two tries
+    # set once the bot is stopping: waits end, failed calls give up (their update waits)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event, compare=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RetryPolicy:
@@ -94,6 +100,10 @@ class RetryPolicy:
             yield budget
         finally:
             CURRENT.reset(token)
+
+    def stop(self) -> None:
+        """The bot is stopping: calls now failing give up instead of waiting to retry."""
+        self.stopping.set()
 
     def wait(self, attempt: int, exc: BaseException) -> float:
         """Full jitter over an exponentially growing window; never before a 429's retry_after."""
@@ -118,6 +128,10 @@ class RetryPolicy:
                 if budget.deadline is None:
                     budget.deadline = now + self.deadline_s
                 delay = min(self.wait(attempt, exc), budget.deadline - now)
+                if self.stopping.is_set():
+                    log.warning("%s failed (%s); the bot is stopping, so no more tries",
+                                what, exc)
+                    raise
                 if delay <= 0:
                     log.warning("%s failed (%s); giving up after %d tries (deadline %g s)",
                                 what, exc, attempt + 1, self.deadline_s)
@@ -126,4 +140,5 @@ class RetryPolicy:
                 log.log(logging.WARNING if attempt == 0 else logging.DEBUG,
                         "%s failed (%s); retrying in %.1f s", what, exc, delay)
                 attempt += 1
-            await asyncio.sleep(delay)
+            with contextlib.suppress(TimeoutError):  # the wait ends early when the bot stops
+                await asyncio.wait_for(self.stopping.wait(), delay)

@@ -49,7 +49,8 @@ async def test_an_update_delivered_again_is_handled_once(api: BotApiStandIn,
     async with running_bot(api, tmp_path / "data") as app:
         later = api.send_command(user, "start")
         assert (await api.wait_reply(user, later, timeout=REPLY_S)).text == replies.help_text(EN)
-        assert not api.pending_update_ids  # the redelivered update was fetched too
+        # the redelivered update was fetched too (confirmed by the getUpdates after its put)
+        await until(lambda: not api.pending_update_ids)
         await until(lambda: states(app) == {DONE: 2})
         assert len(api.replies_to(user, mid)) == 1
 
@@ -67,7 +68,8 @@ async def test_while_sends_fail_updates_wait_on_disk_not_in_memory(api: BotApiSt
         await until(lambda: sum(states(app).values()) == len(users))
         held = states(app)
         assert queue.held == window and held == {IN_MEMORY: window, WAITING: 25}
-        assert not api.pending_update_ids  # all confirmed to Telegram: they are on disk
+        # all confirmed to Telegram (by the getUpdates that follows the last put): on disk
+        await until(lambda: not api.pending_update_ids)
         api.clear_faults()
         for user, mid in asked.items():
             assert (await api.wait_reply(user, mid, timeout=REPLY_S)).text == replies.help_text(EN)
@@ -110,3 +112,20 @@ async def test_unfinished_updates_older_than_inbox_max_age_are_given_up(
         assert states(app) == {}  # given up, and (older than INBOX_MAX_AGE) deleted
         assert not api.messages_to(user)
     assert "1 unfinished updates were older than INBOX_MAX_AGE" in caplog.text
+
+
+async def test_a_stop_during_an_outage_does_not_wait_for_the_retries(
+        api: BotApiStandIn, tmp_path: Path) -> None:
+    user = 970
+    # each wait between tries is 20-60 s and the deadline 300 s: a stop that waited for them
+    # would outlast the timeout; a stop ends the waits, and the update waits in the inbox
+    async with asyncio.timeout(REPLY_S):
+        async with running_bot(api, tmp_path / "data", retry_base_s=20, retry_max_s=60) as app:
+            api.fail("sendMessage", status=502, times=10**6)
+            mid = api.send_command(user, "help")
+            await until(lambda: bool(api.calls_to("sendMessage", ok_only=False)))
+    api.clear_faults()
+    async with running_bot(api, tmp_path / "data") as app:  # answered at the next start
+        assert (await api.wait_reply(user, mid, timeout=REPLY_S)).text == replies.help_text(EN)
+        await until(lambda: states(app) == {DONE: 1})
+    assert len(api.replies_to(user, mid)) == 1
