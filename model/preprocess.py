@@ -310,10 +310,11 @@ def _light_on_dark(small: np.ndarray, crop: bool = False) -> bool:
     frame is light (a bold 1 or a marker's 0 cut tight covers most of its image). Dev seeds:
     tight crops 94.7% → 98.0%; bold MNIST test digits cut tight at 120 px, 10/20 → 20/20 dark on
     light and 3/20 → 19/20 light on dark; validation writers' cells with a 2 px printed border
-    394/400 (the outermost pixels alone: 0/400). On a dark
-    background the ink is whichever tail reaches further from it; a light background (paper)
-    counts as light-on-dark only when the light tail clearly dominates, since paper has little
-    headroom above it and a table beyond the sheet's edge is darker still.
+    394/400 (with the outermost pixels as the frame, the test's 40 such cells read 0/40).
+
+    On a dark background the ink is whichever tail reaches further from it; a light background
+    (paper) counts as light-on-dark only when the light tail clearly dominates, since paper has
+    little headroom above it and a table beyond the sheet's edge is darker still.
     """
     lo, background, hi = _percentiles(small, (0.2, 50, 99.8))
     k = max(1, round(0.1 * min(small.shape)))
