@@ -98,7 +98,9 @@ STACK_SPAN = 1.8
 # 99th percentile; two touching digits are wider than one.
 CUT_ASPECT, MIN_SLICE = 0.8, 0.25
 MAX_CUT_ASPECT = 6.0  # wider still is a rule, a table's edge: not a run of touching digits
-MAX_SPAN = 4  # pieces in one group: a digit broken into more is read as its biggest pieces
+# pieces in one group (a piece's slices count once when the group holds them all): a digit
+# broken into more is read as its biggest pieces
+MAX_SPAN = 4
 MAX_GROUP_ASPECT = 1.6  # several pieces wider than this × their height are no digit (p99.9)
 MAX_LINE_GROUPS = 120  # crops per line: bounds the time a photo of texture can take
 BRIDGE, MAX_BRIDGE = 0.5, 4  # pieces are joined across gaps of this × the stroke width (px)
@@ -512,9 +514,22 @@ def segment(data: bytes, owners: np.ndarray | None = None) -> tuple[Decoded, lis
         sliced = [s for p in members for s in _slices(p, labels, inked, height)]
         sliced.sort(key=lambda p: (p.box[0] + p.box[2], p.box[1]))
         line = Line(sliced, [], height)
+        # each piece's first and last slice: a run of more than MAX_SPAN slices is a group only
+        # when it holds its pieces whole (a wide 0 cut tight to its ink is sliced in five)
+        first: dict[int, int] = {}
+        last: dict[int, int] = {}
+        for k, p in enumerate(sliced):
+            first.setdefault(p.label, k)
+            last[p.label] = k
         budget = MAX_LINE_GROUPS
         for start in range(len(sliced)):
-            for end in range(start + 1, min(len(sliced), start + MAX_SPAN) + 1):
+            for end in range(start + 1, len(sliced) + 1):
+                held = {p.label for p in sliced[start:end]}
+                if len(held) > MAX_SPAN:
+                    break
+                if end - start > MAX_SPAN and not all(
+                        first[k] >= start and last[k] < end for k in held):
+                    continue
                 if budget == 0:
                     break
                 box = _union([p.box for p in sliced[start:end]])
