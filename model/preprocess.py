@@ -514,37 +514,16 @@ def segment(data: bytes, owners: np.ndarray | None = None) -> tuple[Decoded, lis
         sliced = [s for p in members for s in _slices(p, labels, inked, height)]
         sliced.sort(key=lambda p: (p.box[0] + p.box[2], p.box[1]))
         line = Line(sliced, [], height)
-        # each piece's first and last slice: a run of more than MAX_SPAN slices is a group only
-        # when it holds its pieces whole (a wide 0 cut tight to its ink is sliced in five)
-        first: dict[int, int] = {}
-        last: dict[int, int] = {}
-        for k, p in enumerate(sliced):
-            first.setdefault(p.label, k)
-            last[p.label] = k
-        budget = MAX_LINE_GROUPS
-        for start in range(len(sliced)):
-            for end in range(start + 1, len(sliced) + 1):
-                held = {p.label for p in sliced[start:end]}
-                if len(held) > MAX_SPAN:
-                    break
-                if end - start > MAX_SPAN and not all(
-                        first[k] >= start and last[k] < end for k in held):
-                    continue
-                if budget == 0:
-                    break
-                box = _union([p.box for p in sliced[start:end]])
-                wide = box[2] - box[0] > MAX_GROUP_ASPECT * (box[3] - box[1])
-                if end - start > 1 and wide:
-                    continue
-                region = _group_region(sliced[start:end], box, labels, inked)
-                x0, y0, x1, y1 = box
-                crop = mnist_crop(ink[y0:y1, x0:x1], region, level)
-                if crop is not None:
-                    group = Group(start, end, _to_original(box, inverse, decoded), crop)
-                    if owned is not None:
-                        group.owners = np.bincount(owned[y0:y1, x0:x1][region], minlength=256)
-                    line.groups.append(group)
-                    budget -= 1
+        for first, last in _runs(sliced)[:MAX_LINE_GROUPS]:
+            box = _union([p.box for p in sliced[first:last]])
+            region = _group_region(sliced[first:last], box, labels, inked)
+            x0, y0, x1, y1 = box
+            crop = mnist_crop(ink[y0:y1, x0:x1], region, level)
+            if crop is not None:
+                group = Group(first, last, _to_original(box, inverse, decoded), crop)
+                if owned is not None:
+                    group.owners = np.bincount(owned[y0:y1, x0:x1][region], minlength=256)
+                line.groups.append(group)
         if line.groups:
             lines.append(line)
     lines.sort(key=lambda ln: float(np.median([(p.box[1] + p.box[3]) / 2 for p in ln.pieces])))
@@ -648,6 +627,36 @@ def _slices(piece: Piece, labels: np.ndarray, inked: np.ndarray, height: float) 
             out.append(Piece(piece.label, (x0 + a, y0 + int(rows[0]), x0 + b,
                                            y0 + int(rows[-1]) + 1)))
     return out
+
+
+def _runs(sliced: list[Piece]) -> list[tuple[int, int]]:
+    """The runs of neighbouring slices [first, last) that may be one digit, shortest first: a
+    line of many pieces (texture, a shadow's specks) spends MAX_LINE_GROUPS on every piece's
+    own crop before any pair, not on its left end alone.
+
+    A run holds at most MAX_SPAN pieces and is no wider than MAX_GROUP_ASPECT × its height; a
+    run of more than MAX_SPAN slices only when it holds its pieces whole (a wide 0 cut tight to
+    its ink is sliced in five).
+    """
+    first: dict[int, int] = {}
+    last: dict[int, int] = {}
+    for k, p in enumerate(sliced):
+        first.setdefault(p.label, k)
+        last[p.label] = k
+    runs = []
+    for start in range(len(sliced)):
+        for end in range(start + 1, len(sliced) + 1):
+            held = {p.label for p in sliced[start:end]}
+            if len(held) > MAX_SPAN:
+                break
+            if end - start > MAX_SPAN and not all(
+                    first[k] >= start and last[k] < end for k in held):
+                continue
+            x0, y0, x1, y1 = _union([p.box for p in sliced[start:end]])
+            if end - start > 1 and x1 - x0 > MAX_GROUP_ASPECT * (y1 - y0):
+                continue
+            runs.append((start, end))
+    return sorted(runs, key=lambda r: (r[1] - r[0], r[0]))
 
 
 def _union(boxes: list[Box]) -> Box:

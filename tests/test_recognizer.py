@@ -22,6 +22,7 @@ from PIL import Image
 
 from model.data import load_kensanata
 from model.photos import Digits, photo_set
+from model.preprocess import MAX_SPAN, Piece, _runs
 from model.recognize import (
     CLASSES,
     MARK,
@@ -640,3 +641,18 @@ def test_a_line_is_read_as_its_likeliest_split() -> None:
     # nothing but marks: no digit
     probs = [p(MARK, 0.9)] * 3 + [p(PART, 0.9)] * 3
     assert read_line(line(spans), probs) == []
+
+
+def test_every_piece_gets_its_own_crop_before_any_pair() -> None:
+    """A line of many pieces (a shadow's specks beside a number) is offered shortest runs first,
+    so the crops a line may cost (MAX_LINE_GROUPS) reach the pieces at its right end too (before:
+    spent from the left, the number after 54 specks got none); a wide digit sliced in five is
+    offered whole, a run of five slices of different pieces is not."""
+    specks = [Piece(k, (10 * k, 0, 10 * k + 6, 40)) for k in range(60)]
+    runs = _runs(specks)
+    assert runs[:60] == [(k, k + 1) for k in range(60)]
+    assert all(b - a <= MAX_SPAN for a, b in runs)
+    zero = [Piece(1, (20 * k, 0, 20 * k + 20, 80)) for k in range(5)]  # one piece, 100×80
+    assert (0, 5) in _runs(zero)
+    five = [Piece(k, (20 * k, 0, 20 * k + 20, 80)) for k in range(5)]
+    assert (0, 5) not in _runs(five)
