@@ -18,10 +18,11 @@ crop, and the recognizer's model reads them all (one call) and picks the reading
      slanted number stays one line); lines top to bottom, pieces by their centre, left to right;
   5. touching digits: a piece wider than a digit is cut into slices at the thin places of its
      column profile (the candidates; the model decides which cuts are real);
-  6. groups: each run of up to MAX_SPAN neighbouring pieces of a line that is not wider than a
-     digit can be becomes one crop, made like MNIST: the box scaled into 20×20 keeping its
-     aspect ratio, the pen brought to MNIST's stroke width, anti-aliased by area averaging,
-     centred by its centre of mass in 28×28.
+  6. groups: each run of up to MAX_SPAN neighbouring pieces of a line (a piece's slices count
+     as one when the run holds them all) that is not wider than a digit can be becomes one
+     crop, shortest runs first, made like MNIST: the box scaled into 20×20 keeping its aspect
+     ratio, the pen brought to MNIST's stroke width, anti-aliased by area averaging, centred by
+     its centre of mass in 28×28.
 """
 
 from __future__ import annotations

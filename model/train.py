@@ -333,7 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m model.train",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--arch", choices=ARCHS, default="cnn")
-    parser.add_argument("--epochs", type=int, help="default: 18 for cnn, 20 for mlp")
+    parser.add_argument("--epochs", type=int, help="default: " + ", ".join(
+        f"{n} for {arch}" for arch, n in DEFAULT_EPOCHS.items()))
     parser.add_argument("--data", help="Keras mnist.npz (default: $MNIST_PATH, else download)")
     parser.add_argument("--extra", help=".npz of user corrections (x: N×28×28 uint8, y: labels)")
     parser.add_argument("--out", default="runs/latest", type=Path, help="run directory to write")
