@@ -23,7 +23,7 @@ from bot.app import BotApplication
 from bot.i18n import translator
 from bot.storage import MIGRATIONS, Storage
 from tests.support import ADMIN_ID, BotApiStandIn, Call
-from tests.support.conversation import REPLY_S, ask_async, buttons, press_async
+from tests.support.conversation import REPLY_S, ask_async, buttons, press_async, until
 from tests.support.pictures import digit_photo, lines_photo, number_photo
 
 pytestmark = pytest.mark.timeout(120)
@@ -207,6 +207,9 @@ async def test_an_old_question_expires(api: BotApiStandIn, app: BotApplication) 
     pressed = time.monotonic()
     await press_async(api, user, reply.result["message_id"], f"nb:{prediction}:fix")
     asked = await question(api, user, pressed)
+    # the bot stores the question once it is sent (it needs the message's id): wait for it
+    await until(lambda: db_rows(app, "SELECT COUNT(*) FROM correction_prompts WHERE user_id = ?",
+                                user) == [(1,)])
     path = app.bot_data.services.settings.db_path
     with sqlite3.connect(path) as db:  # the question was asked 16 minutes ago
         db.execute("UPDATE correction_prompts SET created_at = created_at - ?",

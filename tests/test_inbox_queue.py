@@ -16,7 +16,7 @@ from bot.app import BotApplication
 from bot.i18n import translator
 from bot.inbox import DONE, IN_MEMORY, WAITING
 from tests.support import BotApiStandIn
-from tests.support.conversation import REPLY_S
+from tests.support.conversation import REPLY_S, until
 from tests.support.in_process import running_bot
 
 EN = translator("en")
@@ -26,13 +26,6 @@ pytestmark = pytest.mark.timeout(120)
 def states(app: BotApplication) -> dict[int, int]:
     inbox = app.bot_data.services.inbox.inbox
     return inbox.states()  # a read of a few rows: fine on the test's loop
-
-
-async def until(condition, timeout: float = REPLY_S) -> None:
-    """Wait for `condition()` (the bot works in this same event loop meanwhile)."""
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.02)
 
 
 async def test_an_update_delivered_again_is_handled_once(api: BotApiStandIn,

@@ -6,11 +6,9 @@ retraining only up to the per-user cap."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +21,7 @@ from bot.i18n import LANGUAGES, translator
 from bot.inbox import DONE
 from bot.storage import USER_TABLES, Storage, UserTable
 from tests.support import ADMIN_ID, BotApiStandIn
-from tests.support.conversation import REPLY_S, ask_async, buttons, press_async
+from tests.support.conversation import REPLY_S, ask_async, buttons, press_async, until
 from tests.support.in_process import running_bot
 from tests.support.pictures import digit_photo, number_photo
 
@@ -41,13 +39,6 @@ def rows(app: BotApplication, sql: str, *args: object) -> list[tuple[Any, ...]]:
 def per_user(app: BotApplication, user: int) -> dict[str, int]:
     return {t.table: rows(app, f"SELECT COUNT(*) FROM {t.table} WHERE {t.user_column} = ?",
                           user)[0][0] for t in USER_TABLES}
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    """Wait for `condition()` (the bot works in this same event loop meanwhile)."""
-    async with asyncio.timeout(REPLY_S):
-        while not condition():
-            await asyncio.sleep(0.02)
 
 
 async def settled(app: BotApplication) -> None:

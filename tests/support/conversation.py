@@ -1,9 +1,11 @@
 """Talking to the bot through the stand-in: `ask` / `press` from sync code (the stand-in in its
 thread, e.g. with a bot process), `ask_async` / `press_async` from async tests on the
-stand-in's own loop; `reading` and `buttons` read a reply."""
+stand-in's own loop; `reading` and `buttons` read a reply; `until` waits for the bot's own
+state (a row it writes after a reply is sent)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Callable
@@ -52,3 +54,10 @@ async def press_async(api: BotApiStandIn, user: int, message_id: int, data: str,
     query = api.press(user, message_id, data, **kw)
     answer = await api.wait_callback_answer(query, timeout=REPLY_S)
     return str(answer.params.get("text", ""))
+
+
+async def until(condition: Callable[[], bool], timeout: float = REPLY_S) -> None:
+    """Wait for `condition()` (the bot works in this same event loop meanwhile)."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.02)
