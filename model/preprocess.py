@@ -646,14 +646,17 @@ def _runs(sliced: list[Piece]) -> list[tuple[int, int]]:
         last[p.label] = k
     runs = []
     for start in range(len(sliced)):
-        for end in range(start + 1, len(sliced) + 1):
-            held = {p.label for p in sliced[start:end]}
+        held: set[int] = set()
+        x0, y0, x1, y1 = sliced[start].box
+        for end in range(start + 1, len(sliced) + 1):  # the run grows by one slice at a time
+            piece = sliced[end - 1]
+            held.add(piece.label)
             if len(held) > MAX_SPAN:
                 break
+            x0, y0, x1, y1 = _union([(x0, y0, x1, y1), piece.box])
             if end - start > MAX_SPAN and not all(
                     first[k] >= start and last[k] < end for k in held):
                 continue
-            x0, y0, x1, y1 = _union([p.box for p in sliced[start:end]])
             if end - start > 1 and x1 - x0 > MAX_GROUP_ASPECT * (y1 - y0):
                 continue
             runs.append((start, end))
