@@ -26,7 +26,7 @@ from bot.app import BotApplication
 from bot.i18n import translator
 from bot.inbox import IN_MEMORY, WAITING
 from tests.support import ROOT, BotApiStandIn
-from tests.support.conversation import REPLY_S, reading
+from tests.support.conversation import REPLY_S, reading, until
 from tests.support.in_process import running_bot
 from tests.support.pictures import blank_photo, digit_photo
 from tests.support.web import free_port, healthz, scrape
@@ -115,9 +115,8 @@ async def test_the_inbox_gauge_counts_the_updates_waiting_on_disk(
         inbox = app.bot_data.services.inbox.inbox
         api.fail("sendMessage", status=502, times=10**6)  # getUpdates works, sends don't
         asked = {user: api.send_command(user, "help") for user in range(720, 726)}
-        async with asyncio.timeout(REPLY_S):  # all six on disk: two in memory, four waiting
-            while inbox.states() != {IN_MEMORY: 2, WAITING: 4}:
-                await asyncio.sleep(0.02)
+        # all six on disk: two in memory, four waiting
+        await until(lambda: inbox.states() == {IN_MEMORY: 2, WAITING: 4})
         during = await asyncio.to_thread(scrape, port)
         assert during["digitbot_inbox_waiting"] == 4
         assert during["digitbot_updates_in_flight"] == 2

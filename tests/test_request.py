@@ -17,6 +17,7 @@ from bot.ratelimit import BotRateLimiter
 from bot.request import AiohttpRequest
 from bot.retry import RetryPolicy
 from tests.support import BotApiStandIn
+from tests.support.conversation import until
 
 USER = 77
 
@@ -42,8 +43,8 @@ async def test_a_call_waits_for_a_free_connection_and_times_out_without_the_toke
     async with Bot(api.token, base_url=api.base_url, request=request) as bot:
         api.delay("getMe", 1.5)
         slow = asyncio.create_task(bot.get_me())  # holds the only connection for 1.5 s
-        while not any(c.method == "getMe" and not c.status for c in api.calls):
-            await asyncio.sleep(0.01)  # until the stand-in holds it
+        # until the stand-in holds it
+        await until(lambda: any(c.method == "getMe" and not c.status for c in api.calls))
         started = time.monotonic()
         with pytest.raises(TimedOut) as waited:
             await bot.get_me()  # no connection free within pool + connect timeout
