@@ -10,7 +10,7 @@ tuned:
   README's figures are seed 2718; training uses its own seeds), with MNIST's *test* split and
   the held-out writers as the hands;
 - the hard cases as their own rows: digits cut tight to their ink, hairline pens, coloured
-  ink, handwritten words and doodles, other marks.
+  ink, handwritten words and doodles, other marks, numbers whose digits all touch.
 Prints one table for README (share right, false accepts: a wrong reading given as digits) and
 the time from JPEG bytes to Result for 1280x960 photos in one process; then where it fails.
 """
@@ -74,6 +74,8 @@ ROWS = [
         {"marks": ("word", "doodle")}),
     Row("hatching, ticks, stars, smudges -> no_digit", "nondigit", None, 300,
         {"marks": ("hatching", "tick", "star", "smudge")}),
+    # last, so that adding it left the other rows' seeds (seed + 1000 × row) as they were
+    Row("numbers, every digit touching the next", "number", options={"touching": 1.0}),
 ]
 
 
