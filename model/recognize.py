@@ -37,7 +37,10 @@ MARK, PART = 10, 11
 # A model trained before MARK and PART existed has 10 outputs; its softmax was taught to be
 # unsure of non-digits, so a reading under this confidence counts as a mark.
 LEGACY_MARK = 0.5
-SKIP = math.log(1e-3)  # a piece with no crop of its own (empty after masking) is passed over
+# Passing over a piece the model has read costs as much as a reading it is 0.1% sure of (the
+# last resort); a piece too faint for a crop of its own (empty at the threshold) was never read
+# and is passed over freely, rather than forcing a wider group, a mark, to cover it.
+SKIP = math.log(1e-3)
 MIN_LINE_SHARE = 0.4
 ANNOTATED_SIDE = 1280
 
@@ -192,13 +195,16 @@ def read_line(line: Line, probs: list[np.ndarray]) -> list[Digit]:
     n = len(line.pieces)
     k: int | None  # a group's index (None in `back`: the best path skips a piece there)
     ending: list[list[int]] = [[] for _ in range(n + 1)]
+    skip = [0.0] * n  # the price of passing over each piece
     for k, g in enumerate(line.groups):
         ending[g.end].append(k)
+        if g.end - g.start == 1:
+            skip[g.start] = SKIP
     best = [0.0] + [-math.inf] * n
     back: list[int | None] = [None] * (n + 1)
     units = [unit_scores(p) for p in probs]
     for end in range(1, n + 1):
-        best[end], back[end] = best[end - 1] + SKIP, None
+        best[end], back[end] = best[end - 1] + skip[end - 1], None
         for k in ending[end]:
             score = best[line.groups[k].start] + math.log(max(units[k][1], 1e-9))
             if score > best[end]:

@@ -617,7 +617,8 @@ def test_separators_are_not_digits(rec: Recognizer, digits: dict) -> None:
 def test_a_line_is_read_as_its_likeliest_split() -> None:
     """The decision alone, on made-up model outputs: a wide blob the model reads as PART is
     read as the two digits its halves are; a group the model reads as one digit beats its
-    pieces; a MARK (a dot) between digits is passed over."""
+    pieces; a MARK (a dot) between digits is passed over; a piece without a crop of its own
+    costs nothing to pass over."""
     from model.preprocess import Group, Line, Piece
 
     def line(spans: list[tuple[int, int]]) -> Line:
@@ -641,6 +642,11 @@ def test_a_line_is_read_as_its_likeliest_split() -> None:
     # nothing but marks: no digit
     probs = [p(MARK, 0.9)] * 3 + [p(PART, 0.9)] * 3
     assert read_line(line(spans), probs) == []
+    # the right piece is too faint for a crop of its own: it is passed over, not swallowed
+    # with the 4 and the 2 into a mark (before: "42" read as nothing)
+    spans = [(0, 1), (1, 2), (0, 2), (1, 3), (0, 3)]
+    probs = [p(4, 0.9), p(2, 0.9), p(PART, 0.9), p(MARK, 0.5), p(MARK, 0.7)]
+    assert [d.digit for d in read_line(line(spans), probs)] == [4, 2]
 
 
 def test_every_piece_gets_its_own_crop_before_any_pair() -> None:
