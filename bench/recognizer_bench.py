@@ -12,7 +12,8 @@ tuned:
 - the hard cases as their own rows: digits cut tight to their ink, hairline pens, coloured
   ink, handwritten words and doodles, other marks, numbers whose digits all touch.
 Prints one table for README (share right, false accepts: a wrong reading given as digits) and
-the time from JPEG bytes to Result for 1280x960 photos in one process; then where it fails.
+the time from JPEG bytes to Result for 1280x960 photos of single digits and of numbers, in
+one process; then where it fails.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from model.photos import Digits, Truth, load_test_digits, photo_set
 from model.recognize import Recognizer, Result
 
 SPEED_SIZE = (1280, 960)
+SPEED_KINDS = {"digit": "single digits", "number": "numbers (2-5 digits)"}
 WARMUP = 10
 SEED = 2718
 
@@ -239,12 +241,13 @@ def main() -> None:
         results.append((row.label, tally))
         print(f"  {row.label}: {n} photos generated in {made:.0f} s, read", flush=True)
 
-    timing = None
+    timings = {}
     load_before = f"{os.getloadavg()[0]:.1f}"
     if args.n_speed:
-        photos = photo_set(args.n_speed + WARMUP, "digit", args.seed - 1, size=SPEED_SIZE,
-                           screen=False, digits=hands["mnist"])
-        timing = speed(rec, photos)
+        for k, kind in enumerate(SPEED_KINDS):  # seeds below the rows' (seed + 1000 × row)
+            photos = photo_set(args.n_speed + WARMUP, kind, args.seed - 1 - k, size=SPEED_SIZE,
+                               screen=False, digits=hands["mnist"])
+            timings[kind] = speed(rec, photos)
 
     print(f"\n$ python -m bench.recognizer_bench {' '.join(sys.argv[1:])}".rstrip())
     print(f"| {'photos':<50} | {'n':>5} | {'right':>7} | {'false accepts':>13} |")
@@ -252,12 +255,14 @@ def main() -> None:
     for label, r in results:
         print(f"| {label:<50} | {r.n:>5} | {pct(r.right, r.n):>7} | "
               f"{pct(r.false_accept, r.n):>13} |")
-    if timing:
+    for kind, timing in timings.items():
         print(f"\nspeed, {SPEED_SIZE[0]}x{SPEED_SIZE[1]} JPEG bytes -> Result, one process, "
-              f"{timing['n']} photos (~{timing['kb']:.0f} KB) after {WARMUP} warm-up:")
+              f"{timing['n']} photos of {SPEED_KINDS[kind]} (~{timing['kb']:.0f} KB) after "
+              f"{WARMUP} warm-up:")
         print(f"median {timing['median']:.1f} ms | p90 {timing['p90']:.1f} ms | "
               f"p99 {timing['p99']:.1f} ms | {timing['per_s']:.0f} photos/s | "
               f"CPU median {timing['cpu_median']:.1f} ms")
+    if timings:
         print(f"machine: {os.cpu_count()} CPUs, load average {load_before} before, "
               f"{os.getloadavg()[0]:.1f} after (wall times grow when others share the CPUs)")
     print("\ndetail (share right, photos):")

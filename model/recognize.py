@@ -43,6 +43,7 @@ LEGACY_MARK = 0.5
 SKIP = math.log(1e-3)
 MIN_LINE_SHARE = 0.4
 ANNOTATED_SIDE = 1280
+CHUNK = 4  # crops per LiteRT call (per crop: 0.33 ms at 4, 0.32 ms at 16, 0.41 ms alone)
 
 log = logging.getLogger(__name__)
 
@@ -116,10 +117,17 @@ class Recognizer:
     def _load_tflite(self, path: Path) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
-        self._interpreter = Interpreter(model_path=str(path), num_threads=1)
-        self._input = self._interpreter.get_input_details()[0]["index"]
-        self._output = self._interpreter.get_output_details()[0]["index"]
-        self._batch = 0  # the batch size the interpreter's tensors are allocated for
+        # Two interpreters with fixed batch sizes, allocated once: resizing one re-plans its
+        # graph (about as long as reading ten crops), and padding a batch wastes a crop's time
+        # per empty slot; crops go through CHUNK at a time, the last few one by one.
+        self._interpreters = {}
+        for batch in (CHUNK, 1):
+            interpreter = Interpreter(model_path=str(path), num_threads=1)
+            index = interpreter.get_input_details()[0]["index"]
+            interpreter.resize_tensor_input(index, [batch, 28, 28, 1])
+            interpreter.allocate_tensors()
+            self._interpreters[batch] = (interpreter, index,
+                                         interpreter.get_output_details()[0]["index"])
         self._predict = self._predict_tflite
 
     def _load_keras(self, path: Path) -> None:
@@ -129,18 +137,16 @@ class Recognizer:
         self._predict = lambda x: np.asarray(self._keras(x, training=False))
 
     def _predict_tflite(self, x: np.ndarray) -> np.ndarray:
-        # Batches are padded to a power of two so the tensors are rarely reallocated.
-        n = len(x)
-        batch = 1 << max(0, (n - 1).bit_length())
-        if batch != self._batch:
-            self._interpreter.resize_tensor_input(self._input, [batch, 28, 28, 1])
-            self._interpreter.allocate_tensors()
-            self._batch = batch
-        if batch != n:
-            x = np.concatenate([x, np.zeros((batch - n, 28, 28, 1), np.float32)])
-        self._interpreter.set_tensor(self._input, x)
-        self._interpreter.invoke()
-        return self._interpreter.get_tensor(self._output)[:n].copy()
+        out = []
+        for start in range(0, len(x), CHUNK):
+            chunk = x[start : start + CHUNK]
+            sizes = [CHUNK] if len(chunk) == CHUNK else [1] * len(chunk)
+            for k, batch in enumerate(sizes):
+                interpreter, index, output = self._interpreters[batch]
+                interpreter.set_tensor(index, chunk[k : k + batch])
+                interpreter.invoke()
+                out.append(interpreter.get_tensor(output).copy())
+        return np.concatenate(out) if out else np.zeros((0, CLASSES), np.float32)
 
     def classify(self, images: np.ndarray) -> np.ndarray:
         """uint8 (N, 28, 28) MNIST-like images → (N, 12) probabilities (digits, MARK, PART),

@@ -91,6 +91,8 @@ def test_classify_batch_matches_single(rec: Recognizer, digits: dict) -> None:
     assert list(probs.argmax(axis=1)) == list(range(10))
     for k in (0, 5, 9):
         assert np.allclose(rec.classify(batch[k:k + 1])[0], probs[k], atol=1e-5)
+    for n in (3, 4, 5, 8):  # whole chunks of CHUNK, a remainder, or both
+        assert np.allclose(rec.classify(batch[:n]), probs[:n], atol=1e-5)
     assert rec.classify(np.zeros((0, 28, 28), np.uint8)).shape == (0, CLASSES)
 
 
