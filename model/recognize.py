@@ -140,10 +140,9 @@ class Recognizer:
         out = []
         for start in range(0, len(x), CHUNK):
             chunk = x[start : start + CHUNK]
-            sizes = [CHUNK] if len(chunk) == CHUNK else [1] * len(chunk)
-            for k, batch in enumerate(sizes):
-                interpreter, index, output = self._interpreters[batch]
-                interpreter.set_tensor(index, chunk[k : k + batch])
+            for part in [chunk] if len(chunk) == CHUNK else np.split(chunk, len(chunk)):
+                interpreter, index, output = self._interpreters[len(part)]
+                interpreter.set_tensor(index, part)
                 interpreter.invoke()
                 out.append(interpreter.get_tensor(output).copy())
         return np.concatenate(out) if out else np.zeros((0, CLASSES), np.float32)
