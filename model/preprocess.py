@@ -279,7 +279,8 @@ def ink_map(image: np.ndarray, crop: bool = False) -> np.ndarray:
     """
     if image.ndim == 3:
         r, g, b = cv2.split(image)
-        if _light_on_dark(cv2.cvtColor(shrink(image, 4), cv2.COLOR_RGB2GRAY), crop):
+        # grey first, then shrunk: a third of the pixels to average (same result to ±1)
+        if _light_on_dark(shrink(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), 4), crop):
             chan = cv2.bitwise_not(cv2.max(cv2.max(r, g), b))
         else:
             chan = cv2.min(cv2.min(r, g), b)
