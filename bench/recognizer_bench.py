@@ -173,15 +173,19 @@ def speed(rec: Recognizer, photos: list) -> dict:
     for data, _ in photos[:WARMUP]:
         rec.recognize(data)
     times, cpu = [], []
+    by_style: dict[str, list[float]] = defaultdict(list)
     start = time.perf_counter()
-    for data, _ in photos[WARMUP:]:
+    for data, truth in photos[WARMUP:]:
         t0, c0 = time.perf_counter(), time.process_time()
         rec.recognize(data)
         times.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
+        by_style[truth.style].append(times[-1] * 1000)
     total = time.perf_counter() - start
     ms = np.array(times) * 1000
     return {
+        # ruled and squared paper cost the rule finding and removal: where the time goes
+        "by_style": {k: (len(v), float(np.median(v))) for k, v in sorted(by_style.items())},
         "n": len(times),
         "cpu_median": float(np.median(cpu) * 1000),  # this process's CPU, all its threads
         "median": float(np.median(ms)),
@@ -273,6 +277,8 @@ def main() -> None:
         print(f"median {timing['median']:.1f} ms | p90 {timing['p90']:.1f} ms | "
               f"p99 {timing['p99']:.1f} ms | {timing['per_s']:.0f} photos/s | "
               f"CPU median {timing['cpu_median']:.1f} ms")
+        print("median by paper: " + ", ".join(
+            f"{style} {median:.1f} ms ({n})" for style, (n, median) in timing["by_style"].items()))
     if timings:
         print(f"machine: {os.cpu_count()} CPUs, load average {load_before} before, "
               f"{os.getloadavg()[0]:.1f} after (wall times grow when others share the CPUs)")

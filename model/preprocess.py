@@ -727,10 +727,10 @@ def mnist_crop(ink: np.ndarray, region: np.ndarray, level: int) -> np.ndarray | 
     size = (max(1, round((w + 4) * f)), max(1, round((h + 4) * f)))
     up = cv2.resize(ink, size, interpolation=cv2.INTER_LINEAR if f >= 1 else cv2.INTER_AREA)
     binary = (up >= level).astype(np.uint8)
-    ys, xs = np.nonzero(binary)
-    if ys.size == 0:
+    x, y, bw, bh = cv2.boundingRect(binary)
+    if bw == 0:
         return None
-    binary = _normalize_stroke(binary[ys.min():ys.max() + 1, xs.min():xs.max() + 1])
+    binary = _normalize_stroke(binary[y : y + bh, x : x + bw])
     bh, bw = binary.shape
     f = MNIST_BOX / max(bh, bw)
     small = cv2.resize(binary.astype(np.float32), (max(1, round(bw * f)), max(1, round(bh * f))),
