@@ -189,9 +189,10 @@ def test_bold_digits_cut_tight(rec: Recognizer, digits: dict, white_on_black: bo
 
 def test_digit_written_in_a_printed_box(rec: Recognizer, digits: dict) -> None:
     """A form's cell around the digit: its long sides look like paper rules and go; what is
-    left of its top and bottom is wider than the digit. The release reads 7 of these 10 (a
-    digit touching what is left of the box is cut into slices with it); the old geometric
-    rules read 9 but lost tight crops."""
+    left of its top and bottom is wider than the digit, in slices the model reads as marks.
+    The release reads 9 of these 10 (an open 4 is cut into slices with the box); the old
+    geometric rules read 9 but lost tight crops. What is left of the box is no word's letter:
+    a line reads as a number beside it (recognize.LETTER_SHARE; without, 4 of 10)."""
     rng = np.random.default_rng(RNG_SEED)
     right = 0
     for label in range(10):
@@ -199,7 +200,7 @@ def test_digit_written_in_a_printed_box(rec: Recognizer, digits: dict) -> None:
         cv2.rectangle(img, (220, 120), (420, 360), (120.0, 110.0, 100.0), 2)
         put_digit(img, digits[label][0], 280, 160, 160)
         right += rec.recognize(encode(img)).text == str(label)
-    assert right >= 7, f"{right}/10 boxed digits read right"
+    assert right >= 8, f"{right}/10 boxed digits read right"
 
 
 @pytest.mark.parametrize("lines", ["ruled", "squared"])
@@ -549,9 +550,10 @@ def writers() -> Digits:
 
 # What the release reads of 20 photos each (seed 11, held-out writers), less a margin; the
 # bench measures the same rows on 200-500 photos (README): these floors catch regressions.
-# (the release with this segmentation: 15, 8, 18, 20, 17, 18 of 20)
+# (the release with this segmentation and each line read as a number or as writing: 16, 9, 19,
+# 20, 17, 18 of 20; before the two readings 15, 8, 18, 20, 17, 18)
 HARD_CASES = [
-    ("lines", {}, 13), ("amount", {}, 6), ("digit", {"pen": "hairline"}, 16),
+    ("lines", {}, 14), ("amount", {}, 7), ("digit", {"pen": "hairline"}, 17),
     ("digit", {"ink": "red"}, 17), ("digit", {"ink": "lightblue"}, 15), ("crop", {}, 16),
 ]
 
@@ -665,6 +667,35 @@ def test_a_line_is_read_as_its_likeliest_split() -> None:
     spans = [(0, 1), (1, 2), (0, 2), (1, 3), (0, 3)]
     probs = [p(4, 0.9), p(2, 0.9), p(PART, 0.9), p(MARK, 0.5), p(MARK, 0.7)]
     assert [d.digit for d in read_line(line(spans), probs)] == [4, 2]
+
+
+def test_a_line_is_read_as_a_number_or_as_writing() -> None:
+    """The decision alone, on made-up model outputs: in a number, two 1s the model also reads
+    together as a letter pair ("ll", a MARK) stay two 1s (before: "6117" read "67"); in a
+    word, a letter the model half takes for a 1 stays a letter (before: a word read "1")."""
+    from model.preprocess import Group, Line, Piece
+
+    def p(label: int, sure: float) -> np.ndarray:
+        out = np.full(CLASSES, (1 - sure) / (CLASSES - 1))
+        out[label] = sure
+        return out
+
+    def read(units: list[tuple[int, int, np.ndarray]]) -> list[int]:
+        n = max(b for _, b, _ in units)
+        pieces = [Piece(k, (10 * k, 0, 10 * k + 9, 20)) for k in range(n)]
+        crop = np.zeros((28, 28), np.uint8)
+        groups = [Group(a, b, (10 * a, 0, 10 * b, 20), crop) for a, b, _ in units]
+        return [d.digit for d in read_line(Line(pieces, groups, 20.0), [q for *_, q in units])]
+
+    number = [(0, 1, p(6, 0.99)), (1, 2, p(1, 0.9)), (2, 3, p(1, 0.9)), (3, 4, p(7, 0.99)),
+              (1, 3, p(MARK, 0.95))]
+    assert read(number) == [6, 1, 1, 7]
+    word = [(0, 1, p(MARK, 0.9)), (1, 2, p(1, 0.6)), (2, 3, p(MARK, 0.9))]
+    word[1][2][MARK] = 0.35
+    assert read(word) == []
+    # a separator is a mark in a number: "12.5"
+    amount = [(0, 1, p(1, 0.95)), (1, 2, p(2, 0.95)), (2, 3, p(MARK, 0.95)), (3, 4, p(5, 0.95))]
+    assert read(amount) == [1, 2, 5]
 
 
 def test_every_piece_gets_its_own_crop_before_any_pair() -> None:
