@@ -207,18 +207,24 @@ class Recognizer:
 def read_line(line: Line, probs: list[np.ndarray]) -> list[Digit]:
     """The likeliest split of a line's pieces into whole units, read as a number and as
     writing (see OFF_KIND); the digits of the likelier reading, left to right."""
-    number = _split(line, probs, mark=math.log(OFF_KIND), digit=0.0)
-    writing = _split(line, probs, mark=0.0, digit=math.log(OFF_KIND))
+    digit, mark, letter = [], [], []  # each group's log score as a digit, as a mark; letter-tall?
+    for g, p in zip(line.groups, probs, strict=True):
+        pieces = line.pieces[g.start : g.end]
+        tall = max(q.box[3] for q in pieces) - min(q.box[1] for q in pieces)
+        digit.append(math.log(max(float(p[:MARK].max()), 1e-9)))
+        mark.append(math.log(max(float(p[MARK]) if p[MARK] + p[PART] > 0 else LEGACY_MARK, 1e-9)))
+        letter.append(tall >= LETTER_SHARE * line.height)
+    off = math.log(OFF_KIND)
+    number = _split(line, digit, [m + off if t else m for m, t in zip(mark, letter, strict=True)])
+    writing = _split(line, [d + off for d in digit], mark)
     _, digits = max(number, writing, key=lambda reading: reading[0])  # a tie: a number
     return [_digit(line.groups[k].box, line.groups[k].crop, probs[k]) for k in digits]
 
 
-def _split(line: Line, probs: list[np.ndarray], mark: float,
-           digit: float) -> tuple[float, list[int]]:
+def _split(line: Line, digit: list[float], mark: list[float]) -> tuple[float, list[int]]:
     """(log-likelihood, the groups read as digits, left to right) of the best split of a line
-    into units, each a digit or a MARK scored by its probability plus the log price `digit`
-    or `mark` (a mark as tall as a letter) that the line's kind puts on it; found by dynamic
-    programming."""
+    into units, each group a digit or a mark by its better log score (`digit`, `mark`: the
+    model's, with the line's kind's price); found by dynamic programming."""
     n = len(line.pieces)
     ending: list[list[int]] = [[] for _ in range(n + 1)]
     skip = [0.0] * n  # the price of passing over each piece
@@ -226,20 +232,12 @@ def _split(line: Line, probs: list[np.ndarray], mark: float,
         ending[g.end].append(i)
         if g.end - g.start == 1:
             skip[g.start] = SKIP
-    units = []  # (read as a digit?, log score) of each group
-    for g, p in zip(line.groups, probs, strict=True):
-        pieces = line.pieces[g.start : g.end]
-        tall = max(q.box[3] for q in pieces) - min(q.box[1] for q in pieces)
-        as_digit = math.log(max(float(p[:MARK].max()), 1e-9)) + digit
-        as_mark = math.log(max(float(p[MARK]) if p[MARK] + p[PART] > 0 else LEGACY_MARK,
-                               1e-9)) + (mark if tall >= LETTER_SHARE * line.height else 0.0)
-        units.append((as_digit >= as_mark, max(as_digit, as_mark)))
     best = [0.0] + [-math.inf] * n
     back: list[int | None] = [None] * (n + 1)  # a group's index; None: the path skips a piece
     for end in range(1, n + 1):
         best[end], back[end] = best[end - 1] + skip[end - 1], None
         for i in ending[end]:
-            score = best[line.groups[i].start] + units[i][1]
+            score = best[line.groups[i].start] + max(digit[i], mark[i])
             if score > best[end]:
                 best[end], back[end] = score, i
     digits: list[int] = []
@@ -249,7 +247,7 @@ def _split(line: Line, probs: list[np.ndarray], mark: float,
         if k is None:
             end -= 1
             continue
-        if units[k][0]:
+        if digit[k] >= mark[k]:
             digits.append(k)
         end = line.groups[k].start
     return best[n], digits[::-1]

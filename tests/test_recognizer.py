@@ -647,6 +647,13 @@ def test_separators_are_not_digits(rec: Recognizer, digits: dict) -> None:
             "-", "").replace(" ", ""), text
 
 
+def p(label: int, sure: float) -> np.ndarray:
+    """Made-up model outputs: `label` at `sure`, the rest shared evenly."""
+    out = np.full(CLASSES, (1 - sure) / (CLASSES - 1))
+    out[label] = sure
+    return out
+
+
 def test_a_line_is_read_as_its_likeliest_split() -> None:
     """The decision alone, on made-up model outputs: a wide blob the model reads as PART is
     read as the two digits its halves are; a group the model reads as one digit beats its
@@ -659,11 +666,6 @@ def test_a_line_is_read_as_its_likeliest_split() -> None:
         crop = np.zeros((28, 28), np.uint8)
         groups = [Group(a, b, (10 * a, 0, 10 * b, 20), crop) for a, b in spans]
         return Line(pieces, groups, 20.0)
-
-    def p(label: int, sure: float) -> np.ndarray:
-        out = np.full(CLASSES, (1 - sure) / (CLASSES - 1))
-        out[label] = sure
-        return out
 
     spans = [(0, 1), (1, 2), (2, 3), (0, 2), (1, 3), (0, 3)]
     # pieces 4 | 2 | . , the pair (4, 2) is PART, the dot a MARK
@@ -687,11 +689,6 @@ def test_a_line_is_read_as_a_number_or_as_writing() -> None:
     together as a letter pair ("ll", a MARK) stay two 1s (before: "6117" read "67"); in a
     word, a letter the model half takes for a 1 stays a letter (before: a word read "1")."""
     from model.preprocess import Group, Line, Piece
-
-    def p(label: int, sure: float) -> np.ndarray:
-        out = np.full(CLASSES, (1 - sure) / (CLASSES - 1))
-        out[label] = sure
-        return out
 
     def read(units: list[tuple[int, int, np.ndarray]]) -> list[int]:
         n = max(b for _, b, _ in units)
