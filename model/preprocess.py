@@ -6,11 +6,11 @@ crop, and the recognizer's model reads them all (one call) and picks the reading
 
   1. decode: read the header only and refuse absurd sizes; decode JPEGs at reduced size (draft
      mode); apply the EXIF orientation; scale to a bounded working resolution (640 px);
-  2. ink: the darkest colour channel (red or light-blue ink keeps its contrast), polarity
-     (dark ink on paper or a light drawing on a dark screen), illumination flattened (divide by
-     a morphological closing: the paper without its strokes, never under half the whole
-     photo's paper, so a tight crop's bold strokes stay ink); ruled or squared paper's lines
-     found (Hough), levelled and subtracted;
+  2. ink: the darkest colour channel once the paper is made grey (red or light-blue ink keeps
+     its contrast, on cream paper too), polarity (dark ink on paper or a light drawing on a
+     dark screen), illumination flattened (divide by a morphological closing: the paper
+     without its strokes, never under half the whole photo's paper, so a tight crop's bold
+     strokes stay ink); ruled or squared paper's lines found (Hough), levelled and subtracted;
   3. mask: Otsu's threshold with a contrast floor; 8-connected pieces (labelled on a mask grown
      by one pixel, so a stroke broken by a pixel stays one piece); specks too small to hold a
      digit dropped;
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -270,20 +271,19 @@ def shrink(image: np.ndarray, k: int) -> np.ndarray:
 def ink_map(image: np.ndarray, crop: bool = False) -> np.ndarray:
     """RGB or grey → uint8 ink strength: 0 = paper, 255 = full ink.
 
-    Ink is what is darker than the paper in any colour channel (the darkest channel keeps red
-    and light-blue ink as strong as black), or, on a dark screen, lighter in any channel. The
-    paper is estimated by a morphological closing (which removes strokes narrower than the
-    kernel but keeps shadows and gradients) on a 1/4-size copy, and the photo is divided by
-    it, which flattens uneven light. `crop`: the image is too small to be a photo (see
-    MIN_WORK_SIDE), so its frame is its background.
+    Ink is what is darker than the paper's own colour in any channel (the darkest channel of
+    the photo with its paper made grey keeps red and light-blue ink as strong as black), or,
+    on a dark screen, lighter in any channel. The paper is estimated by a morphological
+    closing (which removes strokes narrower than the kernel but keeps shadows and gradients)
+    on a 1/4-size copy, and the photo is divided by it, which flattens uneven light. `crop`:
+    the image is too small to be a photo (see MIN_WORK_SIDE), so its frame is its background.
     """
     if image.ndim == 3:
-        r, g, b = cv2.split(image)
         # grey first, then shrunk: a third of the pixels to average (same result to ±1)
         if _light_on_dark(shrink(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), 4), crop):
-            chan = cv2.bitwise_not(cv2.max(cv2.max(r, g), b))
-        else:
-            chan = cv2.min(cv2.min(r, g), b)
+            image = cv2.bitwise_not(image)
+        r, g, b = _grey_paper(cv2.split(image))
+        chan = cv2.min(cv2.min(r, g), b)
     else:
         chan = image
         if _light_on_dark(shrink(image, 4), crop):
@@ -300,6 +300,21 @@ def ink_map(image: np.ndarray, crop: bool = False) -> np.ndarray:
     paper = cv2.max(paper, 1)  # type: ignore[call-overload]
     flat = cv2.divide(chan, paper, scale=255)  # paper → 255, ink → its relative darkness
     return cv2.bitwise_not(flat)
+
+
+def _grey_paper(channels: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """An RGB photo's channels, each scaled so that the paper (the median) is grey: darker
+    than the paper in any channel then means darker than the paper's own colour. On cream
+    paper or in warm light, light-blue ink is barely darker than the paper's weak blue
+    channel, but far darker than its red one. Dev seeds 7500/7600/7700 (200 photos a row):
+    light-blue ink +10/+8/+8 points, the rows' mean +0.4/+0.35/+0.2; blue rules gain contrast
+    too, and their remnants cost lines -0.5/-2/-2.5 and the writers' numbers -1/-2.5/-1.5."""
+    # the median of every 4th pixel of every 4th row: the paper's colour, at 1/16 of the cost
+    paper = np.maximum([_percentiles(np.ascontiguousarray(c[::4, ::4]), (50,))[0]
+                        for c in channels], 1)
+    gain = paper.min() / paper  # ≤ 1: nothing saturates; a grey photo stays as it is
+    return [c if k == 1 else cv2.convertScaleAbs(c, alpha=k) for c, k in zip(
+        channels, gain, strict=True)]
 
 
 def _closing(image: np.ndarray, size: int) -> np.ndarray:

@@ -243,6 +243,19 @@ def test_pen_colour_and_thickness(rec: Recognizer, digits: dict) -> None:
     assert right >= 9, f"{right}/10 thin or thick strokes"
 
 
+def test_light_blue_ink_on_cream_paper(rec: Recognizer, digits: dict) -> None:
+    """Light-blue gel ink on cream paper in warm light: the ink is barely darker than the
+    paper's weak blue channel, but far darker than its red one (read as nothing before the
+    paper's colour was made grey)."""
+    rng = np.random.default_rng(RNG_SEED)
+    right = 0
+    for label in range(10):
+        img = paper(1280, 960, rng) * np.float32([0.75, 0.92, 1.0])  # BGR
+        put_digit(img, digits[label][0], 500, 300, 200, ink=(225.0, 185.0, 150.0))
+        right += rec.recognize(encode(img)).text == str(label)
+    assert right >= 9, f"{right}/10 light-blue digits on cream paper"
+
+
 # --- numbers --------------------------------------------------------------------------------
 
 
@@ -550,11 +563,11 @@ def writers() -> Digits:
 
 # What the release reads of 20 photos each (seed 11, held-out writers), less a margin; the
 # bench measures the same rows on 200-500 photos (README): these floors catch regressions.
-# (the release with this segmentation and each line read as a number or as writing: 16, 9, 19,
-# 20, 17, 18 of 20; before the two readings 15, 8, 18, 20, 17, 18)
+# (the release with the paper made grey: 16, 10, 19, 20, 18, 18 of 20; before, with each line
+# read as a number or as writing: 16, 9, 19, 20, 17, 18; before that 15, 8, 18, 20, 17, 18)
 HARD_CASES = [
-    ("lines", {}, 14), ("amount", {}, 7), ("digit", {"pen": "hairline"}, 17),
-    ("digit", {"ink": "red"}, 17), ("digit", {"ink": "lightblue"}, 15), ("crop", {}, 16),
+    ("lines", {}, 14), ("amount", {}, 8), ("digit", {"pen": "hairline"}, 17),
+    ("digit", {"ink": "red"}, 17), ("digit", {"ink": "lightblue"}, 16), ("crop", {}, 16),
 ]
 
 
