@@ -313,8 +313,8 @@ def _grey_paper(channels: Sequence[np.ndarray]) -> list[np.ndarray]:
     paper = np.maximum([_percentiles(np.ascontiguousarray(c[::4, ::4]), (50,))[0]
                         for c in channels], 1)
     gain = paper.min() / paper  # ≤ 1: nothing saturates; a grey photo stays as it is
-    return [c if k == 1 else cv2.convertScaleAbs(c, alpha=k) for c, k in zip(
-        channels, gain, strict=True)]
+    return [c if k == 1 else cv2.convertScaleAbs(c, alpha=float(k))
+            for c, k in zip(channels, gain, strict=True)]
 
 
 def _closing(image: np.ndarray, size: int) -> np.ndarray:
