@@ -116,6 +116,24 @@ def facets(truth: Truth) -> list[tuple[str, str]]:
     return out
 
 
+def misread_kind(truth: str, got: str, status: str) -> str:
+    """What went wrong, in words: where the recognizer needs work (segmentation or the model)."""
+    if not truth:
+        return "digits in a photo of none"
+    if status != "ok":
+        return f"{status} (the digits missed)"
+    want, have = truth.split("\n"), got.split("\n")
+    if len(have) > len(want):
+        return "an extra line" if all(w in have for w in want) else "more lines"
+    if len(have) < len(want):
+        return "lines merged or lost"
+    if len(got) < len(truth):
+        return "a digit dropped (merged or read as a mark)"
+    if len(got) > len(truth):
+        return "a digit added (split or a mark read as one)"
+    return "a digit misread"
+
+
 @dataclass
 class Tally:
     n: int = 0
@@ -124,6 +142,7 @@ class Tally:
     statuses: Counter = field(default_factory=Counter)
     by: dict = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
     confusions: Counter = field(default_factory=Counter)
+    kinds: Counter = field(default_factory=Counter)
 
     def add(self, ok: bool, res: Result, truth_text: str, facet_list: list) -> None:
         self.n += 1
@@ -135,6 +154,7 @@ class Tally:
             self.by[facet][1] += 1
         if not ok:
             got = res.text if res.status == "ok" else res.status
+            self.kinds[misread_kind(truth_text, res.text, res.status)] += 1
             self.confusions[(truth_text.replace("\n", "/") or "blank",
                              got.replace("\n", "/"))] += 1
 
@@ -291,6 +311,9 @@ def main() -> None:
             groups[facet].append(f"{value} {pct(a, b)} ({b})")
         for facet, parts in groups.items():
             print(f"    by {facet}: " + ", ".join(parts))
+        if r.kinds:
+            kinds = ", ".join(f"{k} {c}" for k, c in r.kinds.most_common())
+            print(f"    misreads by kind: {kinds}")
         common = ", ".join(f"{t}->{g} x{c}" for (t, g), c in r.confusions.most_common(8))
         if common:
             print(f"    most common misreads: {common}")
