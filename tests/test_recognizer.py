@@ -22,7 +22,7 @@ from PIL import Image
 
 from model.data import load_kensanata
 from model.photos import KINDS, Digits, make_photo, photo_set
-from model.preprocess import MAX_SPAN, Piece, _runs
+from model.preprocess import MAX_SPAN, ImageError, Piece, _runs, decode
 from model.recognize import (
     CLASSES,
     MARK,
@@ -381,6 +381,21 @@ def test_exif_rotated_jpeg(rec: Recognizer, digits: dict) -> None:
     assert res.text == "4"
     assert overlaps(res.digits[0].box, box)  # in the upright image's coordinates
     assert max(res.digits[0].box[2], res.digits[0].box[0]) <= 960
+
+
+def test_jpeg_decoded_as_pillow_would() -> None:
+    """libjpeg-turbo's reduced-scale decoding gives Pillow's own pixels, for colour and grey
+    JPEGs; a CMYK one is left to Pillow; a damaged one is still refused."""
+    page = np.clip(paper(1280, 960, np.random.default_rng(RNG_SEED)), 0, 255).astype(np.uint8)
+    for mode in ("RGB", "L", "CMYK"):
+        buf = io.BytesIO()
+        Image.fromarray(page).convert(mode).save(buf, "JPEG", quality=90)
+        pil = Image.open(io.BytesIO(buf.getvalue()))
+        pil.draft("RGB", (640, 480))
+        got = decode(buf.getvalue()).image
+        assert got.shape == (480, 640, 3) and np.array_equal(got, pil.convert("RGB")), mode
+    with pytest.raises(ImageError, match="damaged"):
+        decode(buf.getvalue()[: len(buf.getvalue()) // 2])
 
 
 def test_gif_first_frame_and_rgba_png(rec: Recognizer, digits: dict) -> None:
