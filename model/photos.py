@@ -407,10 +407,17 @@ def _hairline(alpha: np.ndarray) -> np.ndarray:
                                          np.ones((3, 3), np.uint8))
     skeleton = np.zeros_like(shape)
     cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
-    while shape.any():  # Lantuéjoul: what each erosion step's opening removes
+    # Lantuéjoul: what each erosion step's opening removes, until nothing is left: after at
+    # most h + w steps, since OpenCV's erosion takes the outside for ink and a glyph that
+    # fills its whole box (a bold "1" or a separator's bar, cut tight) would never go
+    for _ in range(sum(shape.shape)):
+        if not shape.any():
+            break
         eroded: np.ndarray = cv2.erode(shape, cross)
         skeleton |= shape & ~cast(np.ndarray, cv2.dilate(eroded, cross))
         shape = eroded
+    if solid.any() and not skeleton.any():  # no centre line to draw: the glyph keeps its pen
+        return alpha
     width = max(1.6, 0.035 * alpha.shape[0])
     up = 4  # drawn at 4× and area-averaged down: an anti-aliased edge
     big = cv2.resize(skeleton, None, fx=up, fy=up, interpolation=cv2.INTER_NEAREST)

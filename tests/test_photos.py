@@ -10,7 +10,16 @@ import cv2
 import numpy as np
 import pytest
 
-from model.photos import INKS, KINDS, MAX_SIDE, Digits, load_test_digits, make_photo, photo_set
+from model.photos import (
+    INKS,
+    KINDS,
+    MAX_SIDE,
+    Digits,
+    _hairline,
+    load_test_digits,
+    make_photo,
+    photo_set,
+)
 
 SAMPLE = Path(__file__).parent / "data" / "mnist_sample.npz"
 SMALL = (640, 480)  # where the frame size does not matter: faster
@@ -186,3 +195,15 @@ def test_scanned_cells_become_glyphs():
     glyph, index = digits.draw(np.random.default_rng(0), 1)
     assert index == 0 and glyph.max() > 0.9
     assert glyph.shape[0] >= 70 and glyph.shape[1] <= 9
+
+
+@pytest.mark.timeout(10)
+def test_hairline_pen_thins_glyphs_that_fill_their_box() -> None:
+    """A glyph solid from edge to edge (a bold 1 cut tight) has no centre line to erode down to:
+    it keeps its own pen instead of looping forever (it once hung a training build)."""
+    solid = np.ones((40, 12), np.float32)
+    assert np.array_equal(_hairline(solid), solid)
+    ring = np.zeros((40, 40), np.float32)
+    cv2.circle(ring, (20, 20), 14, 1.0, 6)
+    thin = _hairline(ring)
+    assert 0 < thin.sum() < 0.6 * ring.sum()  # a ring is redrawn finer, not dropped
