@@ -680,6 +680,31 @@ def _fit_height(rng: np.random.Generator, rows: list[list[Item]], w: int, h: int
     return float(np.exp(rng.uniform(np.log(lo), np.log(cap))))
 
 
+def _frame(rng: np.random.Generator, coverage: np.ndarray, placed: list[Placed],
+           height: float) -> str:
+    """Draw a circle or a box round the writing into `coverage`, clear of it, with a pen about
+    as wide as the digits'; returns which."""
+    x0 = min(px for _, px, _, _ in placed)
+    y0 = min(py for _, _, py, _ in placed)
+    x1 = max(px + a.shape[1] for a, px, _, _ in placed)
+    y1 = max(py + a.shape[0] for a, _, py, _ in placed)
+    pad = rng.uniform(0.2, 0.45, 2) * height
+    width = max(2, round(rng.uniform(0.05, 0.1) * height))
+    centre = ((x0 + x1) / 2, (y0 + y1) / 2)
+    angle = float(rng.normal(0, 3))
+    mask = np.zeros(coverage.shape, np.uint8)
+    shape = str(rng.choice(["circle", "box"]))
+    if shape == "circle":  # an ellipse through the corners of the padded block, and round it
+        axes = (np.hypot(1, 1) / 2 * (x1 - x0 + pad[0]), np.hypot(1, 1) / 2 * (y1 - y0 + pad[1]))
+        cv2.ellipse(mask, (centre, (2 * axes[0], 2 * axes[1]), angle), 255, width, cv2.LINE_AA)
+    else:
+        size = (x1 - x0 + 2 * pad[0], y1 - y0 + 2 * pad[1])
+        corners = cv2.boxPoints((centre, size, angle)).round().astype(np.int32)
+        cv2.polylines(mask, [corners], True, 255, width, cv2.LINE_AA)
+    np.maximum(coverage, mask.astype(np.float32) / 255, out=coverage)
+    return shape
+
+
 def _paper_photo(
     rng: np.random.Generator,
     w: int,
@@ -689,6 +714,7 @@ def _paper_photo(
     touching: float = 0.03,
     pen: str | None = None,
     ink: str | None = None,
+    framed: bool = False,
 ) -> tuple[np.ndarray, list[Box], dict, np.ndarray]:
     """Render rows of glyphs (maybe none) written on paper and photographed; float RGB, the
     digits' boxes, meta and which digit owns each pixel of ink (see Truth)."""
@@ -770,6 +796,8 @@ def _paper_photo(
             region = coverage[py : py + a.shape[0], px : px + a.shape[1]]
             np.maximum(region, a, out=region)
         _own(owner_sheet, placed, 0, 0)
+        if framed:
+            meta["frame"] = _frame(rng, coverage, placed, meta["digit_height"])
         ink_name, colour, opacity = _ink(rng, ink)
         coverage *= opacity
         _blend(img, coverage, colour)
@@ -1045,10 +1073,14 @@ def make_photo(
     touching: float = 0.03,
     words: tuple[str, ...] = NONDIGIT_WORDS,
     marks: tuple[str, ...] = NONDIGIT_MARKS,
+    frame: bool = False,
 ) -> tuple[bytes, Truth]:
-    """One photo of `kind` and what it shows; handwriting drawn from `digits`."""
+    """One photo of `kind` and what it shows; handwriting drawn from `digits`. `frame`: the
+    writer drew a circle or a box round the writing (paper photos of digits or numbers)."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+    if frame and (kind not in ("digit", "number") or screen):
+        raise ValueError("frame is for paper photos of digits or numbers")
     if pen not in (None, "hairline"):
         raise ValueError(f"pen must be None or 'hairline', not {pen!r}")
     if ink is not None and ink not in INKS:
@@ -1105,7 +1137,7 @@ def make_photo(
         img, boxes, meta, owners = _screen_photo(rng, w, h, rows, soft, touching, pen)
         fmt, style = "png", "screen"
     else:
-        img, boxes, meta, owners = _paper_photo(rng, w, h, rows, soft, touching, pen, ink)
+        img, boxes, meta, owners = _paper_photo(rng, w, h, rows, soft, touching, pen, ink, frame)
         style = style_meta.get("name") or f"paper/{meta['paper']}"
         img = _optics(rng, img, meta)
         fmt = "jpeg"
@@ -1259,6 +1291,7 @@ def photo_set(
     pen: str | None = None,
     touching: float = 0.03,
     marks: tuple[str, ...] = NONDIGIT_MARKS,
+    frame: bool = False,
 ) -> list[tuple[bytes, Truth]]:
     """n photos of `kind`; photo i depends only on (seed, kind, i) (and the pool of digits)."""
     if kind not in KINDS:
@@ -1270,5 +1303,5 @@ def photo_set(
     for i in range(n):
         rng = np.random.default_rng([seed, KINDS.index(kind), i])
         out.append(make_photo(rng, digits, kind, size=size, screen=screen, ink=ink, pen=pen,
-                              touching=touching, marks=marks))
+                              touching=touching, marks=marks, frame=frame))
     return out
