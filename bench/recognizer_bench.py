@@ -81,6 +81,11 @@ ROWS = [
         {"marks": ("hatching", "tick", "star", "smudge")}),
     # last, so that adding it left the other rows' seeds (seed + 1000 × row) as they were
     Row("numbers, every digit touching the next", "number", options={"touching": 1.0}),
+    # a circle or a box drawn round the writing (paper only: the generator draws it on paper)
+    Row("digits circled or boxed by hand", "digit", "mnist", 300,
+        {"frame": True, "screen": False}),
+    Row("numbers circled or boxed by hand", "number", "mnist", 300,
+        {"frame": True, "screen": False}),
 ]
 
 

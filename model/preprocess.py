@@ -14,7 +14,7 @@ crop, and the recognizer's model reads them all (one call) and picks the reading
      strokes stay ink); ruled or squared paper's lines found (Hough), levelled and subtracted;
   3. mask: Otsu's threshold with a contrast floor; 8-connected pieces (labelled on a mask grown
      by one pixel, so a stroke broken by a pixel stays one piece); specks too small to hold a
-     digit dropped;
+     digit dropped, and frames drawn round writing (a hollow piece holding a digit-sized one);
   4. lines: pieces that share a band of rows and sit near each other, chained left to right (a
      slanted number stays one line); lines top to bottom, pieces by their centre, left to right;
   5. touching digits: a piece wider than a digit is cut into slices at the thin places of its
@@ -81,6 +81,16 @@ MAX_PIECES = 160  # the biggest pieces of a photo; the rest are texture (and cos
 # photos such strips were read as a "1" (a tight crop's digit reaches across its photo, and a
 # digit touches a side only for a stroke's width).
 EDGE_SHARE, EDGE_DEPTH = 0.5, 1 / 3
+# A frame drawn round writing (a circled answer, a box on a form, a cheque's amount box) is no
+# unit of its line: a piece whose box holds a digit-sized piece (at least MARK_SIZE of its
+# height) with a gap of FRAME_GAP × its height all round, and that is hollow (at most HOLLOW of
+# its ink in the middle of its box, FRAME_INSET of each side in), is left out, so what it holds
+# is read on its own. A digit's own detached stroke (a 4's bar, a 6's loop) touches its box's
+# side or its ink crosses the middle. Dev seed 7500: one photo of the 3,400 changed (a ticked
+# checkbox, now read "1"); with a circle or a box drawn round them, single MNIST digits read
+# 8 and 6 of 77 right before, 58 and 57 after (a gap of 0.05 and no hollowness: 62 and 61, but
+# seven more photos of the rows lost: a 4's inner stroke, a frame joined to digits).
+FRAME_GAP, FRAME_INSET, HOLLOW = 0.1, 0.2, 0.05
 # Lines: two pieces are neighbours when they share this much of the shorter one's rows and the
 # gap between them is under a multiple of the taller one's height (a space in "1 000 000" is
 # about one digit wide); marks far smaller than their neighbour (a dot, a comma, a 5's bar)
@@ -555,8 +565,8 @@ def segment(data: bytes, owners: np.ndarray | None = None) -> tuple[Decoded, lis
     boxes = [(int(stats[i, 0]) + grow, int(stats[i, 1]) + grow,  # the growth's rim back off
               int(stats[i, 0] + stats[i, 2]) - grow, int(stats[i, 1] + stats[i, 3]) - grow)
              for i in keep]
-    pieces = [Piece(int(i), b) for i, b in zip(keep, boxes, strict=True)
-              if b[2] > b[0] and b[3] > b[1]]
+    pieces = _unframed([Piece(int(i), b) for i, b in zip(keep, boxes, strict=True)
+                        if b[2] > b[0] and b[3] > b[1]], labels, inked)
     lines: list[Line] = []
     for members in _lines(pieces):
         height = _line_height(members)
@@ -618,6 +628,28 @@ def _edges(labels: np.ndarray, inked: np.ndarray, stats: np.ndarray, n: int,
             depth = np.ptp(offset) if offset.size else 0
         edge[i] |= depth < EDGE_DEPTH * (across[k] + 1)
     return edge
+
+
+def _unframed(pieces: list[Piece], labels: np.ndarray, inked: np.ndarray) -> list[Piece]:
+    """The pieces less the frames drawn round writing (see FRAME_GAP)."""
+    if len(pieces) < 2:
+        return pieces
+    x0, y0, x1, y1 = np.array([p.box for p in pieces], np.float64).T
+    h = y1 - y0
+    gap = FRAME_GAP * h[:, None]  # rows: the frame; columns: what it may hold
+    holds = ((x0[None] - x0[:, None] >= gap) & (x1[:, None] - x1[None] >= gap)
+             & (y0[None] - y0[:, None] >= gap) & (y1[:, None] - y1[None] >= gap)
+             & (h[None] >= MARK_SIZE * h[:, None]) & (h[None] >= MIN_DIGIT_HEIGHT)).any(axis=1)
+    kept = []
+    for piece, frame in zip(pieces, holds, strict=True):
+        if frame:
+            bx0, by0, bx1, by1 = piece.box
+            own = (labels[by0:by1, bx0:bx1] == piece.label) & inked[by0:by1, bx0:bx1]
+            dy, dx = round(FRAME_INSET * (by1 - by0)), round(FRAME_INSET * (bx1 - bx0))
+            if own[dy : by1 - by0 - dy, dx : bx1 - bx0 - dx].sum() <= HOLLOW * own.sum():
+                continue
+        kept.append(piece)
+    return kept
 
 
 def _lines(pieces: list[Piece]) -> list[list[Piece]]:
