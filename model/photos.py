@@ -681,14 +681,14 @@ def _fit_height(rng: np.random.Generator, rows: list[list[Item]], w: int, h: int
 
 
 def _frame(rng: np.random.Generator, coverage: np.ndarray, placed: list[Placed],
-           height: float) -> str:
-    """Draw a circle or a box round the writing into `coverage`, clear of it, with a pen about
-    as wide as the digits'; returns which."""
+           height: float, pad: np.ndarray) -> str:
+    """Draw a circle or a box round the writing into `coverage`, `pad` × the digits' height
+    clear of it (x, y), with a pen about as wide as the digits'; returns which."""
     x0 = min(px for _, px, _, _ in placed)
     y0 = min(py for _, _, py, _ in placed)
     x1 = max(px + a.shape[1] for a, px, _, _ in placed)
     y1 = max(py + a.shape[0] for a, _, py, _ in placed)
-    pad = rng.uniform(0.2, 0.45, 2) * height
+    pad = pad * height
     width = max(2, round(rng.uniform(0.05, 0.1) * height))
     centre = ((x0 + x1) / 2, (y0 + y1) / 2)
     angle = float(rng.normal(0, 3))
@@ -740,12 +740,18 @@ def _paper_photo(
     if rows:
         height = _fit_height(rng, rows, w, h)
         margin = 0.02 * min(w, h) + abs(bend)
+        # a frame round the writing (see _frame) stays in the photo too: it pads the block
+        pad = rng.uniform(0.2, 0.45, 2) if framed else np.zeros(2)
         for attempt in range(60):
             placed, rw, rh = _block(rng, rows, height, soft, touching, pen)
             cx = rng.uniform(rw / 2 + margin, w - rw / 2 - margin) if w > rw + 2 * margin else w / 2
             cy = rng.uniform(rh / 2 + margin, h - rh / 2 - margin) if h > rh + 2 * margin else h / 2
             ox, oy = _apply(inv, np.array([[cx, cy]], np.float32))[0] - [x0 + rw / 2, y0 + rh / 2]
-            box = np.array([[ox, oy], [ox + rw, oy], [ox + rw, oy + rh], [ox, oy + rh]], np.float32)
+            # how far a box, or a circle through the padded block's corners, reaches beyond it
+            fx, fy = (np.maximum(pad * height, 0.21 * np.array([rw, rh]) + 0.71 * pad * height)
+                      if framed else (0.0, 0.0))
+            box = np.array([[ox - fx, oy - fy], [ox + rw + fx, oy - fy],
+                            [ox + rw + fx, oy + rh + fy], [ox - fx, oy + rh + fy]], np.float32)
             corners = _apply(to_frame, box)
             if (corners.min(0) >= margin).all() and (
                 corners.max(0) <= [w - margin, h - margin]
@@ -797,7 +803,7 @@ def _paper_photo(
             np.maximum(region, a, out=region)
         _own(owner_sheet, placed, 0, 0)
         if framed:
-            meta["frame"] = _frame(rng, coverage, placed, meta["digit_height"])
+            meta["frame"] = _frame(rng, coverage, placed, meta["digit_height"], pad)
         ink_name, colour, opacity = _ink(rng, ink)
         coverage *= opacity
         _blend(img, coverage, colour)
