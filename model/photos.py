@@ -1133,7 +1133,8 @@ def make_photo(
     else:
         text = ""
     if screen is None:
-        screen = kind in ("digit", "number", "lines") and rng.random() < SCREEN_SHARE
+        # a frame is drawn on paper: framed writing is never a screenshot
+        screen = not frame and kind in ("digit", "number", "lines") and rng.random() < SCREEN_SHARE
     sizes = SCREEN_SIZES if screen else PHOTO_SIZES
     w, h = size or sizes[rng.integers(len(sizes))]
     if max(w, h) > MAX_SIDE:

@@ -177,6 +177,9 @@ def test_a_frame_is_drawn_round_the_writing_and_adds_no_digit(test_digits):
     for (_, truth), (_, before) in zip(framed, plain, strict=True):
         assert "frame" not in before.meta
         assert truth.text == before.text and len(truth.boxes) == len(truth.text)  # no digit added
+    # left to chance, a photo of framed writing is on paper, never a screenshot without its frame
+    assert all("frame" in t.meta for _, t in photo_set(12, "digit", seed=6, frame=True,
+                                                         test_digits=test_digits))
     with pytest.raises(ValueError, match="frame"):
         photo_set(1, "blank", seed=5, frame=True)
 
