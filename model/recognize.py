@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import logging
 import math
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -60,6 +61,9 @@ LETTER_SHARE = 0.5
 MIN_LINE_SHARE = 0.4
 ANNOTATED_SIDE = 1280
 CHUNK = 4  # crops per LiteRT call (per crop: 0.33 ms at 4, 0.32 ms at 16, 0.41 ms alone)
+# the model's calls are serialized (one lock per Recognizer), so each may use two cores: a
+# call of 4 crops takes 0.67 ms instead of 1.26 ms on the 2-core machine
+MODEL_THREADS = min(2, os.cpu_count() or 1)
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +142,7 @@ class Recognizer:
         # per empty slot; crops go through CHUNK at a time, the last few one by one.
         self._interpreters = {}
         for batch in (CHUNK, 1):
-            interpreter = Interpreter(model_path=str(path), num_threads=1)
+            interpreter = Interpreter(model_path=str(path), num_threads=MODEL_THREADS)
             index = interpreter.get_input_details()[0]["index"]
             interpreter.resize_tensor_input(index, [batch, 28, 28, 1])
             interpreter.allocate_tensors()
