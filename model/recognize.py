@@ -60,9 +60,9 @@ OFF_KIND = 0.2
 LETTER_SHARE = 0.5
 MIN_LINE_SHARE = 0.4
 ANNOTATED_SIDE = 1280
-CHUNK = 4  # crops per LiteRT call (per crop: 0.33 ms at 4, 0.32 ms at 16, 0.41 ms alone)
+CHUNK = 4  # crops per LiteRT call (per crop, two threads: 0.16 ms at 4 or 16, 0.18–0.22 alone)
 # the model's calls are serialized (one lock per Recognizer), so each may use two cores: a
-# call of 4 crops takes 0.67 ms instead of 1.26 ms on the 2-core machine
+# call of 4 crops takes 0.64–0.67 ms instead of 1.26 ms on one thread (2-core machine)
 MODEL_THREADS = min(2, os.cpu_count() or 1)
 
 log = logging.getLogger(__name__)
