@@ -29,7 +29,7 @@ import numpy as np
 
 from model.data import Cells, DataError, load_kensanata, load_mnist
 from model.photos import KINDS, TRAIN_WORDS, Digits, Truth, make_photo, scan_ink
-from model.preprocess import ImageError, mnist_crop, segment
+from model.preprocess import LINE_DIGIT, LINE_H, LINE_W, ImageError, mnist_crop, segment
 
 MARK, PART = 10, 11
 CLASSES = 12
@@ -272,3 +272,157 @@ def _cache_key(*key: object) -> str:
     cells = training_cells()
     digest.update(repr(None if cells is None else cells.labels.tolist()).encode())
     return digest.hexdigest()[:16]
+
+
+# The line reader (model.train --arch line) reads a whole line of writing, so it learns from
+# lines composed of real glyphs: MNIST's training split and the training writers as the
+# segmenter cuts them (28×28, strokes at MNIST's width), their digits as tall as the
+# recognizer makes a line's (LINE_DIGIT px), a quarter of them overlapping their neighbour,
+# with the separators, dashes, underlines and specks of written amounts, slanted and tilted.
+LINE_LENGTHS = np.arange(1, 10)
+LINE_LENGTH_WEIGHTS = np.array([4, 10, 14, 17, 17, 13, 10, 8, 7]) / 100
+LINE_OVERLAP = 0.25  # of the digits drawn into their left neighbour (by up to LINE_INTO)
+LINE_INTO = 0.3
+TRAILING_ZEROS = 0.35  # of the numbers of 3 digits or more: amounts end in 00 or 000
+LINE_TAILS = (".-", ",-", "-", "-", ",--")  # "1.000,-": written after an amount
+
+
+def line_pools(mnist_path: str | None = None,
+               split: str = "train") -> list[tuple[np.ndarray, np.ndarray]]:
+    """The glyph pools lines are composed from, (uint8 N×28×28, digits) each: for "train"
+    MNIST's training split and the training writers; for "val" the validation writers."""
+    if split == "val":
+        x, y = validation_examples()
+        return [(x[y < MARK], y[y < MARK])]
+    (x, y), _ = load_mnist(mnist_path)
+    pools = [(x, y.astype(np.int64))]
+    cells = training_cells()
+    if cells is not None:
+        kx, ky = cached("cells", lambda: cell_examples(cells.files, cells.labels), "train")
+        pools.append((kx[ky < MARK], ky[ky < MARK]))
+    return pools
+
+
+def line_examples(n: int, seed: int, pools: list[tuple[np.ndarray, np.ndarray]]
+                  ) -> tuple[np.ndarray, list[str]]:
+    """n lines (uint8 n×LINE_H×LINE_W, white on black, as `preprocess.line_crop` makes them)
+    and the digits each shows."""
+    rng = np.random.default_rng(seed)
+    by_digit = [[np.flatnonzero(y == d) for d in range(10)] for _, y in pools]
+    x = np.zeros((n, LINE_H, LINE_W), np.uint8)
+    texts = []
+    for i in range(n):
+        k = int(rng.integers(len(pools)))
+        x[i], text = _line(rng, pools[k][0], by_digit[k])
+        texts.append(text)
+    return x, texts
+
+
+def _line(rng: np.random.Generator, glyphs: np.ndarray,
+          by_digit: list[np.ndarray]) -> tuple[np.ndarray, str]:
+    n = int(rng.choice(LINE_LENGTHS, p=LINE_LENGTH_WEIGHTS))
+    digits = [int(d) for d in rng.integers(0, 10, n)]
+    if n >= 3 and rng.random() < TRAILING_ZEROS:
+        zeros = int(rng.integers(2, min(3, n - 1) + 1))
+        digits[-zeros:] = [0] * zeros
+    size = LINE_DIGIT * rng.uniform(0.85, 1.15)
+    pen = rng.uniform(1.2, 2.4)
+    group = 3 if n >= 4 and rng.random() < 0.75 else 0  # thousands: "1.000.000", "1 000"
+    separator = str(rng.choice([".", ",", "'", " "])) if group else ""
+    items: list[tuple[np.ndarray | None, str, float]] = []  # (ink, where, gap before it)
+    for k, d in enumerate(digits):
+        if group and k and (n - k) % group == 0:
+            items.append((None, "", rng.uniform(5, 12)) if separator == " " else
+                         (*_mark(rng, separator, size, pen), rng.uniform(-1, 4)))
+        elif not group and n >= 3 and k == n - 2 and rng.random() < 0.15:  # "12.50"
+            items.append((*_mark(rng, str(rng.choice([".", ","])), size, pen), rng.uniform(-1, 4)))
+        glyph = glyphs[rng.choice(by_digit[d])].astype(np.float32) / 255
+        ys, xs = np.nonzero(glyph > 0.1)
+        glyph = glyph[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+        f = size / 20 * rng.uniform(0.9, 1.1)  # MNIST's glyphs are about 20 px tall
+        glyph = cv2.resize(glyph, (max(1, round(glyph.shape[1] * f)),
+                                   max(1, round(glyph.shape[0] * f))))
+        gap = (-rng.uniform(0, LINE_INTO) * glyph.shape[1] if rng.random() < LINE_OVERLAP
+               else rng.uniform(0, 8))
+        items.append((glyph, "digit", gap if k else 0.0))
+    tail = rng.random()
+    if tail < 0.35:
+        for ch in str(rng.choice(LINE_TAILS)):
+            items.append((*_mark(rng, ch, size, pen), rng.uniform(0, 5)))
+    elif tail < 0.45:  # "-120"
+        items.insert(0, (*_mark(rng, "-", size, pen), 0.0))
+        items[1] = (items[1][0], items[1][1], rng.uniform(1, 6))
+    width = sum(g.shape[1] + 16 for g, _, _ in items if g is not None) + 40
+    canvas = np.zeros((int(2.2 * size) + 8, width), np.float32)
+    base = int(1.6 * size) + 4  # the baseline
+    x = 2.0
+    for ink, where, gap in items:
+        x += gap
+        if ink is None:
+            continue
+        h, w = ink.shape
+        top = {"digit": base - h + int(rng.integers(-2, 3)), "base": base - int(0.15 * size),
+               "top": base - int(size), "mid": base - int(size * rng.uniform(0.4, 0.6))}[where]
+        left, top = max(0, round(x)), max(0, min(canvas.shape[0] - h, top))
+        np.maximum(canvas[top : top + h, left : left + w], ink,
+                   out=canvas[top : top + h, left : left + w])
+        x = left + w
+    return _finish(rng, canvas, size, pen), "".join(map(str, digits))
+
+
+def _mark(rng: np.random.Generator, ch: str, size: float, pen: float) -> tuple[np.ndarray, str]:
+    """A separator's ink and where it sits: "." "," on the baseline, "'" at the top, "-" mid."""
+    t = max(1, round(pen))
+    if ch in ".,":
+        ink = np.zeros((int(size * 0.45), max(3, int(size * 0.25))), np.float32)
+        c = (ink.shape[1] // 2, int(size * 0.08) + t)
+        cv2.circle(ink, c, t, 1.0, -1, cv2.LINE_AA)
+        if ch == ",":
+            cv2.line(ink, c, (c[0] - 2, int(size * 0.4)), 1.0, t, cv2.LINE_AA)
+        return ink, "base"
+    if ch == "'":
+        ink = np.zeros((int(size * 0.35), max(3, int(size * 0.2))), np.float32)
+        cv2.line(ink, (ink.shape[1] // 2 + 1, 1), (ink.shape[1] // 2 - 1, ink.shape[0] - 2),
+                 1.0, t, cv2.LINE_AA)
+        return ink, "top"
+    length = int(size * rng.uniform(0.35, 1.2))
+    ink = np.zeros((t + 4, length + 2), np.float32)
+    cv2.line(ink, (1, 2 + int(rng.integers(-1, 2))), (length, 2), 1.0, t, cv2.LINE_AA)
+    return ink, "mid"
+
+
+def _finish(rng: np.random.Generator, canvas: np.ndarray, size: float, pen: float) -> np.ndarray:
+    """An underline and specks now and then, a slant and a slight tilt; then fitted as
+    `preprocess.line_crop` fits a line."""
+    ys, xs = np.nonzero(canvas > 0.1)
+    if rng.random() < 0.2:  # the cheque's line under the amount, or what is left of a rule
+        y = min(canvas.shape[0] - 2, int(ys.max()) + int(rng.integers(-2, 6)))
+        start = (max(0, int(xs.min()) - int(rng.integers(0, 15))), y + int(rng.integers(-2, 3)))
+        cv2.line(canvas, start, (int(xs.max()) + int(rng.integers(0, 15)), y),
+                 float(rng.uniform(0.6, 1.0)),
+                 max(1, round(pen * rng.uniform(0.4, 0.9))), cv2.LINE_AA)
+    if rng.random() < 0.3:
+        for _ in range(int(rng.integers(1, 4))):
+            at = (int(rng.integers(canvas.shape[1])), int(rng.integers(canvas.shape[0])))
+            cv2.circle(canvas, at, int(rng.integers(1, 3)), float(rng.uniform(0.5, 1.0)), -1,
+                       cv2.LINE_AA)
+    h, w = canvas.shape
+    slant = rng.uniform(-0.25, 0.25)
+    canvas = cv2.warpAffine(canvas, np.float32([[1, slant, max(0.0, -slant) * h], [0, 1, 0]]),
+                            (w + int(abs(slant) * h) + 2, h))
+    angle = rng.normal(0, 2.0)  # what levelling the line (line_crop) leaves
+    h, w = canvas.shape
+    pad = int(abs(np.sin(np.radians(angle))) * w / 2) + 2
+    turn = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+    turn[1, 2] += pad
+    canvas = cv2.warpAffine(canvas, turn, (w, h + 2 * pad))
+    ys, xs = np.nonzero(canvas > 0.1)
+    canvas = canvas[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    h, w = canvas.shape
+    f = min(LINE_DIGIT / size, (LINE_H - 2) / h, (LINE_W - 4) / w)
+    small = cv2.resize(canvas, (max(1, round(w * f)), max(1, round(h * f))),
+                       interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
+    out = np.zeros((LINE_H, LINE_W), np.float32)
+    top = (LINE_H - small.shape[0]) // 2
+    out[top : top + small.shape[0], 2 : 2 + small.shape[1]] = small
+    return np.clip(out * 255 / max(float(out.max()), 1e-3), 0, 255).astype(np.uint8)

@@ -127,6 +127,9 @@ STROKE_TARGET = 0.14  # MNIST's median stroke width / longest box side (measured
 STROKE_MIN = 0.10  # MNIST's 5th percentile: thinner pens are thickened to STROKE_TARGET
 STROKE_MAX, STROKE_THIN_TO = 0.30, 0.22  # markers far bolder than MNIST's boldest are thinned
 UPSAMPLE = 4  # crops are shaped at 4× the MNIST box, then area-averaged: anti-aliasing
+# The line reader's input: a whole line, its digits as tall as MNIST's box, in LINE_H × LINE_W
+# (a longer line is shrunk to fit: nine digits and their separators fit at full size)
+LINE_H, LINE_W, LINE_DIGIT = 32, 256, MNIST_BOX
 
 TOO_LARGE = "That image is too large{size}; please send a photo under 40 megapixels."
 NOT_AN_IMAGE = "That file isn't an image I can read."
@@ -195,6 +198,8 @@ class Line:
     pieces: list[Piece]
     groups: list[Group]
     height: float  # the height of its tall pieces, working px
+    image: np.ndarray | None = None  # uint8 (LINE_H, LINE_W): the line, for the line reader
+    image_x: tuple[float, float] = (0.0, 1.0)  # working x of the image's column 0, px per column
 
 
 def decode(data: bytes, side: int = WORK_SIDE, mode: str = "RGB") -> Decoded:
@@ -574,7 +579,11 @@ def segment(data: bytes, owners: np.ndarray | None = None) -> tuple[Decoded, lis
             continue
         sliced = [s for p in members for s in _slices(p, labels, inked, height)]
         sliced.sort(key=lambda p: (p.box[0] + p.box[2], p.box[1]))
-        line = Line(sliced, [], height)
+        box = _union([p.box for p in sliced])
+        image, (left, scale) = line_crop(ink[box[1]:box[3], box[0]:box[2]],
+                                         _group_region(sliced, box, labels, inked), level,
+                                         height, _line_slope(sliced, height))
+        line = Line(sliced, [], height, image, (box[0] + left, scale))
         for first, last in _runs(sliced)[:MAX_LINE_GROUPS]:
             box = _union([p.box for p in sliced[first:last]])
             region = _group_region(sliced[first:last], box, labels, inked)
@@ -851,3 +860,61 @@ def _normalize_stroke(binary: np.ndarray) -> np.ndarray:
         return cv2.dilate(pad, kernel)
     thinner = cv2.erode(binary, kernel)
     return thinner if thinner.any() else binary
+
+
+
+def _line_slope(pieces: list[Piece], height: float) -> float:
+    """The slope of a line's writing: a least-squares line through its tall pieces' centres."""
+    boxes = np.array([p.box for p in pieces if p.box[3] - p.box[1] >= 0.5 * height], np.float64)
+    if len(boxes) < 3:
+        return 0.0
+    cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+    if np.ptp(cx) < 2 * height:
+        return 0.0
+    return float(np.clip(np.polyfit(cx, cy, 1)[0], -0.3, 0.3))
+
+
+def line_crop(ink: np.ndarray, region: np.ndarray, level: int, height: float,
+              slope: float = 0.0) -> tuple[np.ndarray, tuple[float, float]]:
+    """A line's ink (uint8, its box) → the line reader's input, uint8 LINE_H × LINE_W, white on
+    black: levelled, its digits LINE_DIGIT px tall (shrunk to fit), strokes at MNIST's width
+    (as `mnist_crop`), centred, from column 2; and (the input's column 0 in the box, box px per
+    column), to find a digit the reader reads."""
+    ink = ink * cv2.dilate(region.astype(np.uint8), _CROSS3)
+    out = np.zeros((LINE_H, LINE_W), np.uint8)
+    left = 0
+    if abs(slope) > 0.02:  # a rising or falling line is levelled about its middle
+        h, w = ink.shape
+        turn = cv2.getRotationMatrix2D((w / 2, h / 2), float(np.degrees(np.arctan(slope))), 1.0)
+        pad = int(abs(slope) * w / 2) + 2
+        turn[1, 2] += pad
+        ink = cv2.warpAffine(ink, turn, (w, h + 2 * pad), flags=cv2.INTER_LINEAR)
+    ys, xs = np.nonzero(ink >= level)
+    if ys.size == 0:
+        return out, (0.0, 1.0)
+    left = int(xs.min())
+    ink = ink[ys.min() : ys.max() + 1, left : xs.max() + 1]
+    h, w = ink.shape
+    f = min(LINE_DIGIT / height, (LINE_H - 2) / h, (LINE_W - 4) / w)
+    up = f * UPSAMPLE
+    size = (max(1, round(w * up)), max(1, round(h * up)))
+    binary = (cv2.resize(ink, size, interpolation=cv2.INTER_LINEAR if up >= 1 else cv2.INTER_AREA)
+              >= level).astype(np.uint8)
+    framed = cv2.copyMakeBorder(binary, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    dist = cv2.distanceTransform(framed, cv2.DIST_L2, 3)
+    digit = height * up
+    ratio = 4 * float(dist[framed > 0].mean()) / digit if binary.any() else STROKE_TARGET
+    if not STROKE_MIN <= ratio <= STROKE_MAX:
+        target = STROKE_TARGET if ratio < STROKE_MIN else STROKE_THIN_TO
+        radius = round(abs(target - ratio) * digit / 2)
+        if radius >= 1:
+            kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+            grow = ratio < STROKE_MIN
+            changed = cv2.dilate(binary, kernel) if grow else cv2.erode(binary, kernel)
+            binary = changed if changed.any() else binary
+    small = cv2.resize(binary.astype(np.float32), (max(1, round(w * f)), max(1, round(h * f))),
+                       interpolation=cv2.INTER_AREA)[:LINE_H, : LINE_W - 2]
+    top = (LINE_H - small.shape[0]) // 2
+    out[top : top + small.shape[0], 2 : 2 + small.shape[1]] = np.clip(
+        small * 255 / max(float(small.max()), 1e-3), 0, 255)
+    return out, (left - 2 / f, 1 / f)

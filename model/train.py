@@ -31,10 +31,14 @@ from model.dataset import (
     CLASSES,
     MARK,
     PART,
+    line_examples,
+    line_pools,
     make_nondigits,
     training_examples,
     validation_examples,
 )
+from model.preprocess import LINE_H, LINE_W
+from model.recognize import ctc_greedy
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ banner off the terminal
 
@@ -42,9 +46,9 @@ import keras  # noqa: E402  (after the log-level setting above)
 import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
-ARCHS = ("cnn", "mlp")
-DEFAULT_EPOCHS = {"cnn": 14, "mlp": 20}
-PEAK_LR = {"cnn": 2e-3, "mlp": 1e-3}
+ARCHS = ("cnn", "mlp", "line")
+DEFAULT_EPOCHS = {"cnn": 14, "mlp": 20, "line": 7}
+PEAK_LR = {"cnn": 2e-3, "mlp": 1e-3, "line": 2e-3}
 WARMUP_EPOCHS = 1
 FINAL_LR_FRACTION = 0.01
 BATCH_SIZE = 128
@@ -106,12 +110,44 @@ def build_cnn() -> keras.Model:
     return keras.Model(inputs, outputs, name="cnn")
 
 
-BUILDERS = {"cnn": build_cnn, "mlp": build_mlp}
+# The line reader: one line of writing → its digits, by CTC (Graves et al. 2006): the model
+# reads the line in LINE_W / 4 columns, each as a digit or "none" (BLANK); repeats collapse.
+LINE_TRAIN = 100_000  # synthetic lines (model/dataset.py) at --scale 1
+LINE_VAL = 4_000  # lines of the validation writers' glyphs, for choosing the epoch
+LINE_MAX_DIGITS = 12
+BLANK = 0  # the CTC "none" class; digit d is class d + 1
 
 
-def make_augment(seed: int):
-    """A batch → batch function: geometry, then pen width, then focus."""
-    geometry = keras.Sequential(
+def build_line_reader() -> keras.Model:
+    """Convolutions down to 4 rows by a quarter of the columns, a 4×1 convolution to one row,
+    two 1-D convolutions across the columns (each column then sees about two digits either
+    side), and each column's logits over BLANK and the 10 digits. About 0.26M parameters.
+    Trained on LINE_W columns; any width reads (a short line is read in fewer columns)."""
+    inputs = keras.Input((LINE_H, None, 1))
+    x = conv_bn(inputs, 16, 3, padding="same")
+    x = layers.MaxPooling2D(2)(x)
+    x = conv_bn(x, 32, 3, padding="same")
+    x = layers.MaxPooling2D(2)(x)
+    x = conv_bn(x, 64, 3, padding="same")
+    x = conv_bn(x, 64, 3, padding="same")
+    x = layers.MaxPooling2D((2, 1))(x)
+    x = conv_bn(x, 128, (LINE_H // 8, 1))
+    x = layers.Reshape((-1, 128))(x)
+    x = layers.Dropout(0.2)(x)
+    x = layers.Conv1D(128, 5, padding="same", activation="relu")(x)
+    x = layers.Dropout(0.2)(x)
+    x = layers.Conv1D(128, 5, padding="same", activation="relu")(x)
+    outputs = layers.Dense(11)(x)
+    return keras.Model(inputs, outputs, name="line")
+
+
+BUILDERS = {"cnn": build_cnn, "mlp": build_mlp, "line": build_line_reader}
+
+
+def make_augment(seed: int, geometry: bool = True):
+    """A batch → batch function: geometry (not for lines: they are drawn slanted and tilted),
+    then pen width, then focus."""
+    shapes = keras.Sequential(
         [
             layers.RandomRotation(ROTATION_DEGREES / 360, fill_mode="constant", seed=seed),
             layers.RandomZoom(ZOOM_FRACTION, fill_mode="constant", seed=seed + 1),
@@ -124,7 +160,8 @@ def make_augment(seed: int):
                                      value_range=(0, 1), seed=seed + 3)
 
     def augment(images, labels):
-        images = geometry(images, training=True)
+        if geometry:
+            images = shapes(images, training=True)
         n = tf.shape(images)[0]
         # Grey-level dilation / erosion blended in: a thicker or thinner pen.
         thicker = tf.nn.max_pool2d(images, 3, 1, "SAME")
@@ -329,6 +366,119 @@ def train(arch: str, epochs: int, data: str | None, extra: str | None, out: Path
     return metrics
 
 
+def ctc_loss(y_true, y_pred):
+    """CTC loss of padded digit labels (classes 1–10, 0 past the end) against column logits."""
+    y_true = tf.cast(y_true, tf.int32)
+    label_length = tf.reduce_sum(tf.cast(y_true != BLANK, tf.int32), axis=1)
+    logit_length = tf.fill([tf.shape(y_pred)[0]], tf.shape(y_pred)[1])
+    return keras.ops.ctc_loss(y_true, y_pred, label_length, logit_length, mask_index=BLANK)
+
+
+def encode_lines(texts: list[str]) -> np.ndarray:
+    labels = np.full((len(texts), LINE_MAX_DIGITS), BLANK, np.int32)
+    for i, text in enumerate(texts):
+        labels[i, : len(text)] = [int(c) + 1 for c in text]
+    return labels
+
+
+class ExactLines(keras.callbacks.Callback):
+    """`val_exact`: the share of validation lines read exactly right (for the checkpoint)."""
+
+    def __init__(self, x: np.ndarray, texts: list[str]) -> None:
+        super().__init__()
+        self.x, self.texts = x, texts
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logits = self.model.predict(self.x, batch_size=500, verbose=0)
+        if logs is not None:
+            logs["val_exact"] = exact_share(logits, self.texts)
+
+
+def exact_share(logits: np.ndarray, texts: list[str]) -> float:
+    return float(np.mean([ctc_greedy(z)[0] == t for z, t in zip(logits, texts, strict=True)]))
+
+
+def train_lines(epochs: int, data: str | None, out: Path, seed: int, scale: float | None,
+                threads: int) -> dict:
+    """Train the line reader on synthetic lines; the best epoch by validation lines read
+    exactly right (composed of the validation writers' glyphs) ships as line.tflite."""
+    keras.utils.set_random_seed(seed)
+    n = max(256, round(LINE_TRAIN * (scale or 1.0)))
+    x_train, texts = line_examples(n, seed, line_pools(data or os.environ.get("MNIST_PATH")))
+    val_pools = line_pools(split="val")
+    if not len(val_pools[0][0]):  # no kensanata: lines of MNIST's glyphs (another seed)
+        val_pools = line_pools(data or os.environ.get("MNIST_PATH"))[:1]
+    x_val, val_texts = line_examples(max(64, round(LINE_VAL * (scale or 1.0))), seed + 1,
+                                     val_pools)
+    print(f"line: {len(x_train)} training lines, {len(x_val)} validation lines", flush=True)
+    train_ds = (
+        tf.data.Dataset.from_tensor_slices((to_model_input(x_train), encode_lines(texts)))
+        .shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True)
+        .batch(BATCH_SIZE)
+        .map(make_augment(seed, geometry=False), num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    val_x = to_model_input(x_val)
+    model = build_line_reader()
+    model.compile(optimizer=keras.optimizers.Adam(PEAK_LR["line"]), loss=ctc_loss)
+    out.mkdir(parents=True, exist_ok=True)
+    model_path = out / "line.keras"
+    started = time.monotonic()
+    history = model.fit(
+        train_ds,
+        validation_data=(val_x, encode_lines(val_texts)),
+        epochs=epochs,
+        callbacks=[
+            keras.callbacks.LearningRateScheduler(lr_schedule("line", epochs)),
+            ExactLines(val_x, val_texts),
+            keras.callbacks.ModelCheckpoint(model_path, monitor="val_exact", mode="max",
+                                            save_best_only=True),
+            keras.callbacks.TerminateOnNaN(),
+            Progress(epochs),
+        ],
+        verbose=1 if sys.stdout.isatty() else 2,
+    )
+    train_seconds = time.monotonic() - started
+    best = keras.models.load_model(model_path, compile=False)
+    logits = best.predict(val_x, batch_size=500, verbose=0)
+    tflite_path = out / "line.tflite"
+    tflite_path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(best).convert())
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(tflite_path))
+    inp = interpreter.get_input_details()[0]["index"]
+    interpreter.resize_tensor_input(inp, [1, LINE_H, LINE_W, 1])
+    interpreter.allocate_tensors()
+    outp = interpreter.get_output_details()[0]["index"]
+    agree = []
+    for x, z in zip(val_x, logits, strict=True):
+        interpreter.set_tensor(inp, x[None])
+        interpreter.invoke()
+        agree.append(ctc_greedy(interpreter.get_tensor(outp)[0])[0] == ctc_greedy(z)[0])
+    agreement = float(np.mean(agree))
+    if agreement < LITERT_MIN_AGREEMENT:
+        raise RuntimeError(f"LiteRT and Keras agree on only {agreement:.2%} of the lines")
+    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    metrics = {
+        "arch": "line",
+        "val_exact": exact_share(logits, val_texts),
+        "epochs_run": len(hist["loss"]),
+        "epochs_requested": epochs,
+        "train_seconds": round(train_seconds, 1),
+        "params": int(best.count_params()),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "train_lines": len(x_train),
+        "validation_lines": len(x_val),
+        "seed": seed,
+        "litert_agreement": agreement,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+    }
+    (out / "line_history.json").write_text(json.dumps(hist, indent=1))
+    (out / "line_metrics.json").write_text(json.dumps(metrics, indent=1))
+    return metrics
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m model.train",
                                      description=__doc__.split("\n")[0])
@@ -353,6 +503,13 @@ def main(argv: list[str] | None = None) -> int:
     if epochs < 1:
         parser.error("--epochs must be at least 1")
     try:
+        if args.arch == "line":
+            metrics = train_lines(epochs, args.data, args.out, args.seed, args.scale,
+                                  args.threads)
+            print(f"validation lines read exactly {metrics['val_exact']:.2%}, "
+                  f"{metrics['epochs_run']} epochs in {metrics['train_seconds']:.0f} s "
+                  f"→ {args.out}")
+            return 0
         metrics = train(args.arch, epochs, args.data, args.extra, args.out, args.seed,
                         args.scale, args.threads)
     except DataError as exc:

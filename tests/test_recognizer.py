@@ -286,6 +286,36 @@ def test_touching_zeros_of_a_round_amount(rec: Recognizer, digits: dict) -> None
     assert right >= 20, f"{right}/24 read 500"
 
 
+def overlapping_zeros(digits: dict, rng: np.random.Generator, first: np.ndarray,
+                      zeros: list[np.ndarray]) -> bytes:
+    """A round amount whose 0s are each drawn a quarter of their width into the one before."""
+    img = paper(1280, 960, rng)
+    box = put_digit(img, first, 200, 380, 150)
+    x = box[2] + 30
+    for zero in zeros:
+        box = put_digit(img, zero, x, 380, 150)
+        x = box[2] - (box[2] - box[0]) // 4
+    return encode(img)
+
+
+def test_zeros_drawn_into_each_other_are_read_by_the_line_reader(rec: Recognizer,
+                                                                 digits: dict) -> None:
+    """"3000" with its 0s overlapping: no straight cut parts two rings drawn into each other,
+    so the segmenter's reading drops 0s; the line reader reads the line whole."""
+    rng = np.random.default_rng(RNG_SEED)
+    photos = []
+    for k in range(12):
+        zeros = [digits[0][(k + j) % len(digits[0])] for j in range(2 + k % 2)]
+        first = digits[(3, 5, 2, 7)[k % 4]][k // 4]
+        photos.append((overlapping_zeros(digits, rng, first, zeros),
+                       f"{(3, 5, 2, 7)[k % 4]}{'0' * len(zeros)}"))
+    segmenter_only = Recognizer()
+    segmenter_only._read_lines = None
+    whole = sum(rec.recognize(data).text == text for data, text in photos)
+    cut = sum(segmenter_only.recognize(data).text == text for data, text in photos)
+    assert whole >= 10 and cut <= whole - 3, (whole, cut)
+
+
 def test_number_on_ruled_paper_slanted(rec: Recognizer, digits: dict) -> None:
     img = paper(1280, 960, np.random.default_rng(RNG_SEED), "ruled", spacing=60)
     x = 200
@@ -752,6 +782,30 @@ def test_a_line_is_read_as_a_number_or_as_writing() -> None:
     # a separator is a mark in a number: "12.5"
     amount = [(0, 1, p(1, 0.95)), (1, 2, p(2, 0.95)), (2, 3, p(MARK, 0.95)), (3, 4, p(5, 0.95))]
     assert read(amount) == [1, 2, 5]
+
+
+def test_the_line_readers_decoding() -> None:
+    """Greedy CTC on made-up column logits: repeats collapse, "none" parts two equal digits,
+    each digit has its columns and alternatives; the forward algorithm scores the greedy text
+    above its near misses, and all texts' probabilities sum to at most 1."""
+    from model.recognize import ctc_greedy, ctc_log_likelihood
+
+    cols = [0, 2, 2, 0, 2, 0, 0, 1, 1, 0]  # "none", 1, 1, "none", 1, "none", "none", 0, 0
+    logits = np.full((len(cols), 11), -4.0)
+    logits[np.arange(len(cols)), cols] = 4.0
+    text, readings = ctc_greedy(logits)
+    assert text == "110"
+    assert [(r.first, r.last) for r in readings] == [(1, 2), (4, 4), (7, 8)]
+    assert all(0.99 < r.confidence <= 1 and r.alternatives()[0][0] == int(c)
+               for r, c in zip(readings, text, strict=True))
+    best = ctc_log_likelihood(logits, text)
+    assert all(best > ctc_log_likelihood(logits, t) + 5 for t in ("10", "1110", "111", "710"))
+    assert -0.1 < best <= 0
+    flat = np.zeros((3, 11))  # every column uniform: 11**-3 per path
+    texts = ["", *(str(n) for n in range(10)), *(f"{n:02d}" for n in range(100)),
+             *(f"{n:03d}" for n in range(1000))]
+    total = sum(np.exp(ctc_log_likelihood(flat, t)) for t in texts)
+    assert total == pytest.approx(1.0)
 
 
 def test_every_piece_gets_its_own_crop_before_any_pair() -> None:
