@@ -408,8 +408,8 @@ def _finish(rng: np.random.Generator, canvas: np.ndarray, size: float, pen: floa
                        cv2.LINE_AA)
     h, w = canvas.shape
     slant = rng.uniform(-0.25, 0.25)
-    canvas = cv2.warpAffine(canvas, np.float32([[1, slant, max(0.0, -slant) * h], [0, 1, 0]]),
-                            (w + int(abs(slant) * h) + 2, h))
+    shear = np.array([[1, slant, max(0.0, -slant) * h], [0, 1, 0]], np.float32)
+    canvas = cv2.warpAffine(canvas, shear, (w + int(abs(slant) * h) + 2, h))
     angle = rng.normal(0, 2.0)  # what levelling the line (line_crop) leaves
     h, w = canvas.shape
     pad = int(abs(np.sin(np.radians(angle))) * w / 2) + 2

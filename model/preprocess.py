@@ -911,7 +911,7 @@ def line_crop(ink: np.ndarray, region: np.ndarray, level: int, height: float,
             kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
             grow = ratio < STROKE_MIN
             changed = cv2.dilate(binary, kernel) if grow else cv2.erode(binary, kernel)
-            binary = changed if changed.any() else binary
+            binary = np.asarray(changed if changed.any() else binary, np.uint8)
     small = cv2.resize(binary.astype(np.float32), (max(1, round(w * f)), max(1, round(h * f))),
                        interpolation=cv2.INTER_AREA)[:LINE_H, : LINE_W - 2]
     top = (LINE_H - small.shape[0]) // 2

@@ -32,6 +32,7 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,6 +88,7 @@ CHUNK = 4  # crops per LiteRT call (per crop, two threads: 0.16 ms at 4 or 16, 0
 MODEL_THREADS = min(2, os.cpu_count() or 1)
 
 log = logging.getLogger(__name__)
+_UNLOADED = object()
 
 
 @dataclass
@@ -154,7 +156,10 @@ class Recognizer:
             self._load_keras(path)
         else:
             raise ValueError(f"unknown model file type {path.suffix!r}: give a .tflite or .keras")
-        self._read_lines = self._load_line_reader(path.parent)
+        # loaded at the first number it reads: a Recognizer that only classifies (a candidate
+        # model checked before promotion) never starts the line reader's interpreters
+        self._read_lines: Callable[[np.ndarray], np.ndarray] | None | object = _UNLOADED
+        self._line_folder = path.parent
 
     def _load_line_reader(self, folder: Path):
         """The line reader beside the model, else the release's: a function from a line's
@@ -270,7 +275,11 @@ class Recognizer:
 
     def line_logits(self, line: Line) -> np.ndarray | None:
         """The line reader's column logits (columns × 11) for a line; None without a reader."""
-        if line.image is None or self._read_lines is None:
+        if self._read_lines is _UNLOADED:
+            with self._lock:
+                if self._read_lines is _UNLOADED:
+                    self._read_lines = self._load_line_reader(self._line_folder)
+        if line.image is None or not callable(self._read_lines):
             return None
         # the narrowest width that holds the line and READER_SLACK of paper after it
         ink = np.flatnonzero(line.image.any(axis=0))

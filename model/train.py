@@ -82,7 +82,8 @@ def build_mlp() -> keras.Model:
     )
 
 
-def conv_bn(x, filters: int, kernel: int, strides: int = 1, padding: str = "valid"):
+def conv_bn(x, filters: int, kernel: int | tuple[int, int], strides: int = 1,
+            padding: str = "valid"):
     x = layers.Conv2D(filters, kernel, strides=strides, padding=padding, use_bias=False)(x)
     x = layers.BatchNormalization()(x)
     return layers.ReLU()(x)

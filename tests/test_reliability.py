@@ -8,6 +8,7 @@ The stand-in runs in a thread of the test process; the bot is a separate OS proc
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import shutil
@@ -91,6 +92,9 @@ def _install_killed_at(db: Path, models_dir: Path, run_dir: Path, kill_at: int) 
     Returns the number of steps the child saw (it finishes when kill_at is beyond them).
     """
     read_fd, write_fd = os.pipe()
+    # the parent's dead Recognizers are freed here, not in the child: a LiteRT interpreter's
+    # thread pool does not survive fork, and freeing it there crashes the child (SIGSEGV)
+    gc.collect()
     pid = os.fork()
     if pid == 0:  # child: no pytest code runs here, it exits or is killed
         try:
