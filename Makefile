@@ -67,8 +67,9 @@ i18n: $(STAMP)  ## refresh the translation catalogs
 		-i $(LOCALES)/digitbot.pot -d $(LOCALES)
 	$(VENV)/bin/pybabel compile --statistics -D digitbot -d $(LOCALES)
 
-train: $(STAMP)  ## reproduce model/release with the defaults on the full MNIST
+train: $(STAMP)  ## reproduce model/release (the crop model, then the line reader) on the full MNIST
 	$(PY) -m model.train --out model/release
+	$(PY) -m model.train --arch line --out model/release
 
 bench: $(STAMP)
 	$(PY) bench/train_bench.py
