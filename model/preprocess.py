@@ -198,7 +198,7 @@ class Line:
     pieces: list[Piece]
     groups: list[Group]
     height: float  # the height of its tall pieces, working px
-    image: np.ndarray | None = None  # uint8 (LINE_H, LINE_W): the line, for the line reader
+    image: np.ndarray | None = None  # uint8 (LINE_H, LINE_W) for the line reader; None: one group
     image_x: tuple[float, float] = (0.0, 1.0)  # working x of the image's column 0, px per column
 
 
@@ -579,11 +579,7 @@ def segment(data: bytes, owners: np.ndarray | None = None) -> tuple[Decoded, lis
             continue
         sliced = [s for p in members for s in _slices(p, labels, inked, height)]
         sliced.sort(key=lambda p: (p.box[0] + p.box[2], p.box[1]))
-        box = _union([p.box for p in sliced])
-        image, (left, scale) = line_crop(ink[box[1]:box[3], box[0]:box[2]],
-                                         _group_region(sliced, box, labels, inked), level,
-                                         height, _line_slope(sliced, height))
-        line = Line(sliced, [], height, image, (box[0] + left, scale))
+        line = Line(sliced, [], height)
         for first, last in _runs(sliced)[:MAX_LINE_GROUPS]:
             box = _union([p.box for p in sliced[first:last]])
             region = _group_region(sliced[first:last], box, labels, inked)
@@ -594,6 +590,12 @@ def segment(data: bytes, owners: np.ndarray | None = None) -> tuple[Decoded, lis
                 if owned is not None:
                     group.owners = np.bincount(owned[y0:y1, x0:x1][region], minlength=256)
                 line.groups.append(group)
+        if len(line.groups) >= 2:  # one group is one digit at most: the reader has no say
+            box = _union([p.box for p in sliced])
+            line.image, (left, scale) = line_crop(
+                ink[box[1]:box[3], box[0]:box[2]], _group_region(sliced, box, labels, inked),
+                level, height, _line_slope(sliced, height))
+            line.image_x = (box[0] + left, scale)
         if line.groups:
             lines.append(line)
     lines.sort(key=lambda ln: float(np.median([(p.box[1] + p.box[3]) / 2 for p in ln.pieces])))
