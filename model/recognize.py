@@ -40,7 +40,16 @@ import cv2
 import numpy as np
 
 from model import RELEASE_DIR
-from model.preprocess import LINE_H, LINE_W, Box, ImageError, Line, decode, segment
+from model.preprocess import (
+    LINE_H,
+    LINE_W,
+    Box,
+    ImageError,
+    Line,
+    decode,
+    mnist_crop,
+    segment,
+)
 
 CLASSES = 12  # the model's outputs: digits 0–9, MARK, PART
 MARK, PART = 10, 11
@@ -81,6 +90,7 @@ BLANK = 0  # the line reader's "none" class; digit d is class d + 1
 # alone 90.4%); at 7 amounts +5.9 points, numbers whose every digit touches +18.3, numbers
 # +1.5, the writers' numbers +1.5, light-blue ink -0.6.
 READER_MARGIN = 7.0
+LINE_LEVEL = 128  # ink in the line reader's image (white on black, 0-255)
 ANNOTATED_SIDE = 1280
 CHUNK = 4  # crops per LiteRT call (per crop, two threads: 0.16 ms at 4 or 16, 0.18–0.22 alone)
 # the model's calls are serialized (one lock per Recognizer), so each may use two cores: a
@@ -319,12 +329,21 @@ class Recognizer:
         bounds = [2.0, *[(a + b) / 2 for a, b in zip(centres, centres[1:], strict=False)],
                   max(p.box[2] for p in line.pieces)]
         bounds[-1] = (bounds[-1] - origin) / step
+        picks = [max(range(len(ranges)), key=lambda i: _overlap(
+            ranges[i], (origin + bounds[k] * step, origin + bounds[k + 1] * step)))
+            for k in range(len(text))]
         out = []
         for k, (char, reading) in enumerate(zip(text, spans, strict=True)):
-            span = (origin + bounds[k] * step, origin + bounds[k + 1] * step)
-            g = line.groups[max(range(len(ranges)), key=lambda i: _overlap(ranges[i], span))]
+            g = line.groups[picks[k]]
+            crop = g.crop
+            if picks.count(picks[k]) > 1 and line.image is not None:
+                # the group holds this digit and another: its crop would teach a correction
+                # the wrong glyph, so the digit's own columns of the line make its crop
+                cols = line.image[:, int(bounds[k]) : math.ceil(bounds[k + 1])]
+                own = mnist_crop(cols, cols > 0, LINE_LEVEL)
+                crop = g.crop if own is None else own
             out.append(Digit(digit=int(char), confidence=reading.confidence, box=g.box,
-                             alternatives=reading.alternatives(), crop=g.crop))
+                             alternatives=reading.alternatives(), crop=crop))
         return out
 
 

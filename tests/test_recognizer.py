@@ -24,9 +24,11 @@ from model.data import load_kensanata
 from model.photos import KINDS, Digits, make_photo, photo_set
 from model.preprocess import MAX_SPAN, ImageError, Piece, _runs, decode
 from model.recognize import (
+    BLANK,
     CLASSES,
     MARK,
     PART,
+    READER_STRIDE,
     Digit,
     Recognizer,
     Result,
@@ -314,6 +316,37 @@ def test_zeros_drawn_into_each_other_are_read_by_the_line_reader(rec: Recognizer
     whole = sum(rec.recognize(data).text == text for data, text in photos)
     cut = sum(segmenter_only.recognize(data).text == text for data, text in photos)
     assert whole >= 10 and cut <= whole - 3, (whole, cut)
+
+
+def test_a_digit_the_reader_finds_inside_a_group_gets_a_crop_of_its_own(digits: dict) -> None:
+    """Where the line reader reads two digits in the columns of one of the segmenter's groups
+    ("31" read as "311": two 1s the segmenter took for one), each gets a crop cut from its own
+    columns of the line, so that a user's correction never labels one crop with two digits.
+    The reader here is a hand-made one, sure of "311", to make the case happen."""
+    img = paper(1280, 960, np.random.default_rng(RNG_SEED))
+    x = put_digit(img, digits[3][0], 200, 380, 150)[2] + 40
+    put_digit(img, digits[1][0], x, 380, 150)
+    data = encode(img)
+    reader = Recognizer()
+
+    def read(x: np.ndarray) -> np.ndarray:  # the reader's columns, as sure as can be: "311"
+        ink = np.flatnonzero(x[0, :, :, 0].max(axis=0) > 0.5)
+        gap = int(np.argmax(np.diff(ink)))  # between the 3 and the 1
+        one = ink[gap + 1]
+        logits = np.zeros((x.shape[2] // READER_STRIDE, 11), np.float32)
+        logits[:, BLANK] = 30
+        start = one // READER_STRIDE  # two 1s, a "none" column between them
+        for col, d in ((ink[0] + ink[gap]) // 2 // READER_STRIDE, 3), (start, 1), (start + 2, 1):
+            logits[col, d + 1] = 60
+        return logits
+
+    reader._read_lines = read
+    res, alone = reader.recognize(data), Recognizer().recognize(data)
+    assert (alone.text, res.text) == ("31", "311")
+    assert res.digits[1].box == res.digits[2].box == alone.digits[1].box  # one group, two 1s
+    crops = {d.crop.tobytes() for d in res.digits}
+    assert len(crops) == 3 and all(d.crop.shape == (28, 28) and d.crop.max() > 200
+                                   for d in res.digits)
 
 
 def test_number_on_ruled_paper_slanted(rec: Recognizer, digits: dict) -> None:
