@@ -426,3 +426,69 @@ def _finish(rng: np.random.Generator, canvas: np.ndarray, size: float, pen: floa
     top = (LINE_H - small.shape[0]) // 2
     out[top : top + small.shape[0], 2 : 2 + small.shape[1]] = small
     return np.clip(out * 255 / max(float(out.max()), 1e-3), 0, 255).astype(np.uint8)
+
+
+# Composed lines are clean; the lines the recognizer reads are cut by the segmenter from
+# photos, with a circle's remnants, a rule's, a neighbour's stray ink. So the reader also
+# learns from lines the segmenter cuts from generated photos (training pools, own seeds).
+LINE_PHOTOS = {"number": 8000, "amount": 10000, "lines": 2000}
+LINE_FRAMES = 0.15  # of the photos of numbers: circled or boxed by the writer
+LINE_OWNED = 0.5  # of a digit's ink inside a line's image: the digit is in that line
+LINE_TORN = 0.15  # a digit with more than this but less than LINE_OWNED: the line is unsure
+
+
+def label_line(owners: np.ndarray, totals: np.ndarray, digits: str) -> str | None:
+    """What a line's image shows, from its ink pixels by owner (Line.owners) and every digit's
+    ink (Decoded.owner_ink): the digits it holds in reading order; None where it holds only
+    part of a digit, or none."""
+    share = owners[1 : len(digits) + 1] / np.maximum(totals[1 : len(digits) + 1], 1)
+    if np.any((share > LINE_TORN) & (share < LINE_OWNED)) or not np.any(share >= LINE_OWNED):
+        return None
+    return "".join(digits[k] for k in np.flatnonzero(share >= LINE_OWNED))
+
+
+def _line_photo_chunk(args: tuple[str | None, int, str, int, int]
+                      ) -> tuple[np.ndarray, list[str]]:
+    """Photos [start, stop) of one kind → the line images the segmenter cuts, labelled."""
+    mnist_path, seed, kind, start, stop = args
+    mnist, kensanata = _pools(mnist_path)
+    xs, texts = [], []
+    for i in range(start, stop):
+        rng = np.random.default_rng([seed, 7927, KINDS.index(kind), i])
+        digits = kensanata if rng.random() < KENSANATA_SHARE else mnist
+        pen = "hairline" if rng.random() < HAIRLINE else None
+        frame = kind == "number" and rng.random() < LINE_FRAMES
+        data, truth = make_photo(rng, digits, kind, pen=pen, touching=TOUCHING, frame=frame,
+                                 screen=False if frame else None)
+        try:
+            decoded, lines = segment(data, truth.owners)
+        except ImageError:
+            continue
+        assert decoded.owner_ink is not None
+        for line in lines:
+            if line.image is None or line.owners is None:
+                continue
+            text = label_line(line.owners, decoded.owner_ink, truth.text.replace("\n", ""))
+            if text is not None:
+                xs.append(line.image)
+                texts.append(text)
+    return np.array(xs, np.uint8).reshape(-1, LINE_H, LINE_W), texts
+
+
+def photo_lines(seed: int, scale: float = 1.0, mnist_path: str | None = None,
+                workers: int = 0) -> tuple[np.ndarray, list[str]]:
+    """Lines the segmenter cuts from generated photos (see LINE_PHOTOS) and their digits,
+    made in `workers` processes (0: one per core) once, then from the cache."""
+    def make() -> tuple[np.ndarray, np.ndarray]:
+        jobs = []
+        for kind, n in LINE_PHOTOS.items():
+            n = max(1, round(n * scale))
+            step = max(1, n // 8)
+            jobs += [(mnist_path, seed, kind, a, min(n, a + step)) for a in range(0, n, step)]
+        with ProcessPoolExecutor(workers or os.cpu_count() or 1) as pool:
+            parts = list(pool.map(_line_photo_chunk, jobs))
+        return (np.concatenate([x for x, _ in parts]),
+                np.array([t for _, ts in parts for t in ts], dtype=np.str_))
+
+    x, texts = cached("lines", make, seed, scale)
+    return x, [str(t) for t in texts]

@@ -200,6 +200,7 @@ class Line:
     height: float  # the height of its tall pieces, working px
     image: np.ndarray | None = None  # uint8 (LINE_H, LINE_W) for the line reader; None: one group
     image_x: tuple[float, float] = (0.0, 1.0)  # working x of the image's column 0, px per column
+    owners: np.ndarray | None = None  # training only: its ink pixels per owner (see segment)
 
 
 def decode(data: bytes, side: int = WORK_SIDE, mode: str = "RGB") -> Decoded:
@@ -531,7 +532,8 @@ def segment(data: bytes, owners: np.ndarray | None = None) -> tuple[Decoded, lis
 
     `owners` is for making training data: which digit owns each pixel of the photo (uint8, the
     photo's size, 0 for none; model/photos.py draws it). Each group then counts its ink pixels
-    by owner (`Group.owners`), and `Decoded.owner_ink` counts all ink pixels by owner.
+    by owner (`Group.owners`, and `Line.owners` where the line has an image), and
+    `Decoded.owner_ink` counts all ink pixels by owner.
     """
     decoded = decode(data)
     ink = ink_map(decoded.image, crop=max(decoded.size) < MIN_WORK_SIDE)
@@ -591,11 +593,13 @@ def segment(data: bytes, owners: np.ndarray | None = None) -> tuple[Decoded, lis
                     group.owners = np.bincount(owned[y0:y1, x0:x1][region], minlength=256)
                 line.groups.append(group)
         if len(line.groups) >= 2:  # one group is one digit at most: the reader has no say
-            box = _union([p.box for p in sliced])
-            line.image, (left, scale) = line_crop(
-                ink[box[1]:box[3], box[0]:box[2]], _group_region(sliced, box, labels, inked),
-                level, height, _line_slope(sliced, height))
-            line.image_x = (box[0] + left, scale)
+            x0, y0, x1, y1 = _union([p.box for p in sliced])
+            region = _group_region(sliced, (x0, y0, x1, y1), labels, inked)
+            line.image, (left, scale) = line_crop(ink[y0:y1, x0:x1], region, level, height,
+                                                  _line_slope(sliced, height))
+            line.image_x = (x0 + left, scale)
+            if owned is not None:
+                line.owners = np.bincount(owned[y0:y1, x0:x1][region], minlength=256)
         if line.groups:
             lines.append(line)
     lines.sort(key=lambda ln: float(np.median([(p.box[1] + p.box[3]) / 2 for p in ln.pieces])))

@@ -34,6 +34,7 @@ from model.dataset import (
     line_examples,
     line_pools,
     make_nondigits,
+    photo_lines,
     training_examples,
     validation_examples,
 )
@@ -113,7 +114,7 @@ def build_cnn() -> keras.Model:
 
 # The line reader: one line of writing → its digits, by CTC (Graves et al. 2006): the model
 # reads the line in LINE_W / 4 columns, each as a digit or "none" (BLANK); repeats collapse.
-LINE_TRAIN = 100_000  # synthetic lines (model/dataset.py) at --scale 1
+LINE_TRAIN = 80_000  # composed lines (model/dataset.py) at --scale 1, and LINE_PHOTOS' lines
 LINE_VAL = 4_000  # lines of the validation writers' glyphs, for choosing the epoch
 LINE_MAX_DIGITS = 12
 BLANK = 0  # the CTC "none" class; digit d is class d + 1
@@ -401,17 +402,21 @@ def exact_share(logits: np.ndarray, texts: list[str]) -> float:
 
 def train_lines(epochs: int, data: str | None, out: Path, seed: int, scale: float | None,
                 threads: int) -> dict:
-    """Train the line reader on synthetic lines; the best epoch by validation lines read
-    exactly right (composed of the validation writers' glyphs) ships as line.tflite."""
+    """Train the line reader on composed lines and lines cut from photos; the best epoch by
+    validation lines read exactly right (the validation writers' glyphs) ships as line.tflite."""
     keras.utils.set_random_seed(seed)
     n = max(256, round(LINE_TRAIN * (scale or 1.0)))
-    x_train, texts = line_examples(n, seed, line_pools(data or os.environ.get("MNIST_PATH")))
+    mnist_path = data or os.environ.get("MNIST_PATH")
+    x_train, texts = line_examples(n, seed, line_pools(mnist_path))
+    x_cut, cut_texts = photo_lines(seed, scale or 1.0, mnist_path)
+    x_train, texts = np.concatenate([x_train, x_cut]), texts + cut_texts
     val_pools = line_pools(split="val")
     if not len(val_pools[0][0]):  # no kensanata: lines of MNIST's glyphs (another seed)
-        val_pools = line_pools(data or os.environ.get("MNIST_PATH"))[:1]
+        val_pools = line_pools(mnist_path)[:1]
     x_val, val_texts = line_examples(max(64, round(LINE_VAL * (scale or 1.0))), seed + 1,
                                      val_pools)
-    print(f"line: {len(x_train)} training lines, {len(x_val)} validation lines", flush=True)
+    print(f"line: {len(x_train)} training lines ({len(x_cut)} cut from photos), {len(x_val)} "
+          "validation lines", flush=True)
     train_ds = (
         tf.data.Dataset.from_tensor_slices((to_model_input(x_train), encode_lines(texts)))
         .shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True)
@@ -469,6 +474,7 @@ def train_lines(epochs: int, data: str | None, out: Path, seed: int, scale: floa
         "params": int(best.count_params()),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "train_lines": len(x_train),
+        "train_lines_from_photos": len(x_cut),
         "validation_lines": len(x_val),
         "seed": seed,
         "litert_agreement": agreement,

@@ -107,7 +107,9 @@ def test_cli_trains_the_line_reader(tmp_path):
         assert (run / name).stat().st_size > 0, name
     metrics = json.loads((run / "line_metrics.json").read_text())
     assert metrics["arch"] == "line" and metrics["epochs_run"] == 1
-    assert metrics["train_lines"] == 500 and metrics["litert_agreement"] >= 0.999
+    assert metrics["train_lines_from_photos"] >= 50  # most of 100 photos' lines
+    assert metrics["train_lines"] == 400 + metrics["train_lines_from_photos"]
+    assert metrics["litert_agreement"] >= 0.999
     assert 0.0 <= metrics["val_exact"] <= 1.0
 
 
@@ -129,6 +131,28 @@ def test_synthetic_lines_show_their_digits():
         assert cols.max() - cols.min() >= 6 * len(text)  # every digit is drawn
     again, texts_again = line_examples(40, 3, pools)
     assert np.array_equal(lines, again) and texts == texts_again
+
+
+def test_lines_cut_from_photos_are_labelled_with_their_digits():
+    """A line the segmenter cuts from a generated photo is labelled with the digits whose ink
+    it holds; a line holding only part of a digit is left out."""
+    from model.dataset import label_line
+    from model.photos import photo_set
+    from model.preprocess import segment
+
+    (x, y), _ = load_mnist(SAMPLE)
+    right = 0
+    for data, truth in photo_set(12, "number", seed=11, test_digits=(x, y)):
+        decoded, lines = segment(data, truth.owners)
+        assert decoded.owner_ink is not None
+        right += [label_line(ln.owners, decoded.owner_ink, truth.text)
+                  for ln in lines if ln.owners is not None] == [truth.text]
+    assert right >= 10
+    owners, totals = np.zeros(256, np.int64), np.zeros(256, np.int64)
+    totals[1:4], owners[1:4] = 100, [90, 100, 3]
+    assert label_line(owners, totals, "507") == "50"
+    owners[3] = 40  # part of the 7: unsure
+    assert label_line(owners, totals, "507") is None
 
 
 def test_mlp_fits_and_learns_with_corrections(tmp_path):
