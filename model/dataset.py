@@ -22,7 +22,7 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import cast
+from typing import TypeVar, cast
 
 import cv2
 import numpy as np
@@ -32,6 +32,7 @@ from model.photos import KINDS, TRAIN_WORDS, Digits, Truth, make_photo, scan_ink
 from model.preprocess import LINE_DIGIT, LINE_H, LINE_W, ImageError, mnist_crop, segment
 
 MARK, PART = 10, 11
+T = TypeVar("T")
 CLASSES = 12
 # Labels from ink: a crop is digit k when it holds DIGIT_SHARE of digit k's ink (as the
 # segmenter sees it), next to nothing of any other digit's (OTHER_DIGITS of its ink: a thin 1
@@ -188,14 +189,22 @@ def training_cells() -> Cells | None:
 def photo_examples(seed: int, scale: float = 1.0, mnist_path: str | None = None,
                    workers: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Crops from generated photos (see PHOTOS), in `workers` processes (0: one per core)."""
+    parts = _in_chunks(_photo_chunk, PHOTOS, seed, scale, mnist_path, workers)
+    return (np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts]))
+
+
+def _in_chunks(chunk: Callable[[tuple[str | None, int, str, int, int]], T],
+               counts: dict[str, int], seed: int, scale: float, mnist_path: str | None,
+               workers: int) -> list[T]:
+    """`chunk` over every kind's photos (counts × scale), eight chunks a kind, in `workers`
+    processes (0: one per core)."""
     jobs = []
-    for kind, n in PHOTOS.items():
+    for kind, n in counts.items():
         n = max(1, round(n * scale))
         step = max(1, n // 8)
         jobs += [(mnist_path, seed, kind, a, min(n, a + step)) for a in range(0, n, step)]
     with ProcessPoolExecutor(workers or os.cpu_count() or 1) as pool:
-        parts = list(pool.map(_photo_chunk, jobs))
-    return (np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts]))
+        return list(pool.map(chunk, jobs))
 
 
 def balance(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -480,13 +489,7 @@ def photo_lines(seed: int, scale: float = 1.0, mnist_path: str | None = None,
     """Lines the segmenter cuts from generated photos (see LINE_PHOTOS) and their digits,
     made in `workers` processes (0: one per core) once, then from the cache."""
     def make() -> tuple[np.ndarray, np.ndarray]:
-        jobs = []
-        for kind, n in LINE_PHOTOS.items():
-            n = max(1, round(n * scale))
-            step = max(1, n // 8)
-            jobs += [(mnist_path, seed, kind, a, min(n, a + step)) for a in range(0, n, step)]
-        with ProcessPoolExecutor(workers or os.cpu_count() or 1) as pool:
-            parts = list(pool.map(_line_photo_chunk, jobs))
+        parts = _in_chunks(_line_photo_chunk, LINE_PHOTOS, seed, scale, mnist_path, workers)
         return (np.concatenate([x for x, _ in parts]),
                 np.array([t for _, ts in parts for t in ts], dtype=np.str_))
 
