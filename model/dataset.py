@@ -18,6 +18,7 @@ the model learns exactly the inputs it will get, its PARTs and MARKs included.
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -203,7 +204,10 @@ def _in_chunks(chunk: Callable[[tuple[str | None, int, str, int, int]], T],
         n = max(1, round(n * scale))
         step = max(1, n // 8)
         jobs += [(mnist_path, seed, kind, a, min(n, a + step)) for a in range(0, n, step)]
-    with ProcessPoolExecutor(workers or os.cpu_count() or 1) as pool:
+    # workers forked from a fork server, not from this process: a fork of a process running
+    # TensorFlow's or LiteRT's threads (model.train, a test suite) now and then dies at once
+    with ProcessPoolExecutor(workers or os.cpu_count() or 1,
+                             mp_context=multiprocessing.get_context("forkserver")) as pool:
         return list(pool.map(chunk, jobs))
 
 
