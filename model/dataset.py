@@ -33,7 +33,6 @@ from model.photos import KINDS, TRAIN_WORDS, Digits, Truth, make_photo, scan_ink
 from model.preprocess import LINE_DIGIT, LINE_H, LINE_W, ImageError, mnist_crop, segment
 
 MARK, PART = 10, 11
-T = TypeVar("T")
 CLASSES = 12
 # Labels from ink: a crop is digit k when it holds DIGIT_SHARE of digit k's ink (as the
 # segmenter sees it), next to nothing of any other digit's (OTHER_DIGITS of its ink: a thin 1
@@ -192,6 +191,9 @@ def photo_examples(seed: int, scale: float = 1.0, mnist_path: str | None = None,
     """Crops from generated photos (see PHOTOS), in `workers` processes (0: one per core)."""
     parts = _in_chunks(_photo_chunk, PHOTOS, seed, scale, mnist_path, workers)
     return (np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts]))
+
+
+T = TypeVar("T")  # what one chunk of photos gives
 
 
 def _in_chunks(chunk: Callable[[tuple[str | None, int, str, int, int]], T],
