@@ -408,7 +408,7 @@ def train_lines(epochs: int, data: str | None, out: Path, seed: int, scale: floa
     n = max(256, round(LINE_TRAIN * (scale or 1.0)))
     mnist_path = data or os.environ.get("MNIST_PATH")
     x_train, texts = line_examples(n, seed, line_pools(mnist_path))
-    x_cut, cut_texts = photo_lines(seed, scale or 1.0, mnist_path)
+    x_cut, cut_texts = photo_lines(seed, scale or 1.0, mnist_path, workers=threads)
     x_train, texts = np.concatenate([x_train, x_cut]), texts + cut_texts
     val_pools = line_pools(split="val")
     if not len(val_pools[0][0]):  # no kensanata: lines of MNIST's glyphs (another seed)
