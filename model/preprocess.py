@@ -106,6 +106,10 @@ STACK_OVERLAP, STACK_GAP = 0.5, 0.25
 # (one's tail almost on the next one's top) are more than twice a digit's height together
 # (dev seeds: two- and three-line photos 81% → 86% right, single digits and numbers alike).
 STACK_SPAN = 1.8
+# ...and a mark within CAP_GAP × the taller one's height of a digit-sized piece, both across and
+# down, is on its line: a Swiss 5's bar, drawn apart and reaching far right of its body, was a
+# line of its own (9 of the 11 such 5s of kensanata's training writers are now one line).
+CAP_GAP = 0.1
 # Cuts: a piece wider than CUT_ASPECT × its line's height gets candidate cuts at the thin
 # places of its column profile, at least MIN_SLICE × the height apart. Measured on MNIST's and
 # kensanata's training digits: a lone digit is 0.75× as wide as tall (median), 1.3× at the
@@ -684,7 +688,9 @@ def _lines(pieces: list[Piece]) -> list[list[Piece]]:
     span = np.maximum(y1[:, None], y1[None]) - np.minimum(y0[:, None], y0[None])
     stacked = (-gap >= STACK_OVERLAP * np.minimum(w[:, None], w[None])) & (
         -shared <= STACK_GAP * tall) & (span <= STACK_SPAN * tall)
-    link = ((shared >= LINE_OVERLAP * small) & near) | stacked
+    capping = ~alike & (gap <= CAP_GAP * tall) & (shared >= -CAP_GAP * tall) & (
+        span <= STACK_SPAN * tall)
+    link = ((shared >= LINE_OVERLAP * small) & near) | stacked | capping
     parent = list(range(len(pieces)))
 
     def root(i: int) -> int:
