@@ -128,7 +128,7 @@ MAX_LINE_GROUPS = 120  # crops per line: bounds the time a photo of texture can 
 BRIDGE, MAX_BRIDGE = 0.5, 4  # pieces are joined across gaps of this × the stroke width (px)
 MNIST_BOX = 20
 STROKE_TARGET = 0.14  # MNIST's median stroke width / longest box side (measured on x_test)
-STROKE_MIN = 0.10  # MNIST's 5th percentile: thinner pens are thickened to STROKE_TARGET
+STROKE_MIN = 0.10  # MNIST's 5th percentile: a line's thinner pen is thickened to STROKE_TARGET
 STROKE_MAX, STROKE_THIN_TO = 0.30, 0.22  # markers far bolder than MNIST's boldest are thinned
 UPSAMPLE = 4  # crops are shaped at 4× the MNIST box, then area-averaged: anti-aliasing
 # The line reader's input: a whole line, its digits as tall as MNIST's box, in LINE_H × LINE_W
@@ -821,7 +821,7 @@ def mnist_crop(ink: np.ndarray, region: np.ndarray, level: int) -> np.ndarray | 
     """One digit's ink (uint8, its box) → uint8 28×28 like MNIST, or None if it is empty.
 
     The ink outside the digit's own pieces is masked out, the box is enlarged so its longest
-    side is 4×20 px, the strokes are brought to MNIST's typical width, then the image is
+    side is 4×20 px, a marker's strokes are thinned (`_normalize_stroke`), then the image is
     area-averaged down into 20×20 (as MNIST; that gives MNIST's anti-aliased edges) and placed
     in 28×28 with its centre of mass at the centre.
     """
@@ -854,22 +854,24 @@ def mnist_crop(ink: np.ndarray, region: np.ndarray, level: int) -> np.ndarray | 
 
 
 def _normalize_stroke(binary: np.ndarray) -> np.ndarray:
-    """Thicken a thin pen or thin a marker so the stroke/size ratio is MNIST's."""
+    """Thin a marker far bolder than MNIST's boldest (STROKE_MAX) to STROKE_THIN_TO.
+
+    A thin pen is left thin: the model learns thin strokes from MNIST's own and from its
+    augmentation, and a thickened hairline fills a small loop (a 9's, an 8's) that the model
+    then misses. Dev seeds 7500/7600/7700 (the bench's rows at 200 photos, the validation
+    writers), with the model trained on thickened crops: the rows' sums +5.4, +2.9, +2.9
+    points, the validation writers' cells 98.7 -> 99.1% (1,167 -> 1,171 of 1,182).
+    """
     long_side = max(binary.shape)
     framed = cv2.copyMakeBorder(binary, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
     dist = cv2.distanceTransform(framed, cv2.DIST_L2, 3)
     width = 4 * float(dist[framed > 0].mean())
-    ratio = width / long_side
-    if STROKE_MIN <= ratio <= STROKE_MAX:
+    if width <= STROKE_MAX * long_side:
         return binary
-    target = (STROKE_TARGET if ratio < STROKE_MIN else STROKE_THIN_TO) * long_side
-    radius = round(abs(target - width) / 2)
+    radius = round((width - STROKE_THIN_TO * long_side) / 2)
     if radius < 1:
         return binary
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    pad = cv2.copyMakeBorder(binary, radius, radius, radius, radius, cv2.BORDER_CONSTANT, value=0)
-    if ratio < STROKE_MIN:
-        return cv2.dilate(pad, kernel)
     thinner = cv2.erode(binary, kernel)
     return thinner if thinner.any() else binary
 
