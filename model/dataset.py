@@ -291,7 +291,7 @@ def _cache_key(*key: object) -> str:
 
 # The line reader (model.train --arch line) reads a whole line of writing, so it learns from
 # lines composed of real glyphs: MNIST's training split and the training writers as the
-# segmenter cuts them (28×28, strokes at MNIST's width), their digits as tall as the
+# segmenter cuts them (28×28, a thin pen's strokes as written), their digits as tall as the
 # recognizer makes a line's (LINE_DIGIT px), a quarter of them overlapping their neighbour,
 # with the separators, dashes, underlines and specks of written amounts, slanted and tilted.
 LINE_LENGTHS = np.arange(1, 10)
