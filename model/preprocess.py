@@ -821,7 +821,7 @@ def mnist_crop(ink: np.ndarray, region: np.ndarray, level: int) -> np.ndarray | 
     """One digit's ink (uint8, its box) → uint8 28×28 like MNIST, or None if it is empty.
 
     The ink outside the digit's own pieces is masked out, the box is enlarged so its longest
-    side is 4×20 px, a marker's strokes are thinned (`_normalize_stroke`), then the image is
+    side is 4×20 px, a marker's strokes are thinned (`_thin_marker`), then the image is
     area-averaged down into 20×20 (as MNIST; that gives MNIST's anti-aliased edges) and placed
     in 28×28 with its centre of mass at the centre.
     """
@@ -838,7 +838,7 @@ def mnist_crop(ink: np.ndarray, region: np.ndarray, level: int) -> np.ndarray | 
     x, y, bw, bh = cv2.boundingRect(binary)
     if bw == 0:
         return None
-    binary = _normalize_stroke(binary[y : y + bh, x : x + bw])
+    binary = _thin_marker(binary[y : y + bh, x : x + bw])
     bh, bw = binary.shape
     f = MNIST_BOX / max(bh, bw)
     small = cv2.resize(binary.astype(np.float32), (max(1, round(bw * f)), max(1, round(bh * f))),
@@ -853,7 +853,7 @@ def mnist_crop(ink: np.ndarray, region: np.ndarray, level: int) -> np.ndarray | 
     return np.clip(out * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
-def _normalize_stroke(binary: np.ndarray) -> np.ndarray:
+def _thin_marker(binary: np.ndarray) -> np.ndarray:
     """Thin a marker far bolder than MNIST's boldest (STROKE_MAX) to STROKE_THIN_TO.
 
     A thin pen is left thin: the model learns thin strokes from MNIST's own and from its
