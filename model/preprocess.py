@@ -863,18 +863,28 @@ def _thin_marker(binary: np.ndarray) -> np.ndarray:
     points, the validation writers' cells 98.7 -> 99.1% (1,167 -> 1,171 of 1,182).
     """
     long_side = max(binary.shape)
-    framed = cv2.copyMakeBorder(binary, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
-    dist = cv2.distanceTransform(framed, cv2.DIST_L2, 3)
-    width = 4 * float(dist[framed > 0].mean())
+    width = _pen_width(binary)
     if width <= STROKE_MAX * long_side:
         return binary
-    radius = round((width - STROKE_THIN_TO * long_side) / 2)
+    return _set_pen(binary, width, STROKE_THIN_TO * long_side)
+
+
+def _pen_width(binary: np.ndarray) -> float:
+    """The mean stroke width of a 0/1 image, in px: 4 × the mean distance of ink to paper."""
+    framed = cv2.copyMakeBorder(binary, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    dist = cv2.distanceTransform(framed, cv2.DIST_L2, 3)
+    return 4 * float(dist[framed > 0].mean())
+
+
+def _set_pen(binary: np.ndarray, width: float, target: float) -> np.ndarray:
+    """The strokes dilated or eroded from `width` to about `target` px (unchanged under a
+    pixel's difference, or where erosion would leave nothing)."""
+    radius = round(abs(target - width) / 2)
     if radius < 1:
         return binary
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    thinner = cv2.erode(binary, kernel)
-    return thinner if thinner.any() else binary
-
+    changed = cv2.dilate(binary, kernel) if target > width else cv2.erode(binary, kernel)
+    return np.asarray(changed if changed.any() else binary, np.uint8)
 
 
 def _line_slope(pieces: list[Piece], height: float) -> float:
@@ -891,9 +901,10 @@ def _line_slope(pieces: list[Piece], height: float) -> float:
 def line_crop(ink: np.ndarray, region: np.ndarray, level: int, height: float,
               slope: float = 0.0) -> tuple[np.ndarray, tuple[float, float]]:
     """A line's ink (uint8, its box) → the line reader's input, uint8 LINE_H × LINE_W, white on
-    black: levelled, its digits LINE_DIGIT px tall (shrunk to fit), strokes at MNIST's width
-    (as `mnist_crop`), centred, from column 2; and (the input's column 0 in the box, box px per
-    column), to find a digit the reader reads."""
+    black: levelled, its digits LINE_DIGIT px tall (shrunk to fit), a thin pen thickened to
+    MNIST's median width and a marker thinned (`mnist_crop` only thins), centred, from column
+    2; and (the input's column 0 in the box, box px per column), to find a digit the reader
+    reads."""
     ink = ink * cv2.dilate(region.astype(np.uint8), _CROSS3)
     out = np.zeros((LINE_H, LINE_W), np.uint8)
     left = 0
@@ -914,18 +925,11 @@ def line_crop(ink: np.ndarray, region: np.ndarray, level: int, height: float,
     size = (max(1, round(w * up)), max(1, round(h * up)))
     binary = (cv2.resize(ink, size, interpolation=cv2.INTER_LINEAR if up >= 1 else cv2.INTER_AREA)
               >= level).astype(np.uint8)
-    framed = cv2.copyMakeBorder(binary, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
-    dist = cv2.distanceTransform(framed, cv2.DIST_L2, 3)
     digit = height * up
-    ratio = 4 * float(dist[framed > 0].mean()) / digit if binary.any() else STROKE_TARGET
+    ratio = _pen_width(binary) / digit if binary.any() else STROKE_TARGET
     if not STROKE_MIN <= ratio <= STROKE_MAX:
         target = STROKE_TARGET if ratio < STROKE_MIN else STROKE_THIN_TO
-        radius = round(abs(target - ratio) * digit / 2)
-        if radius >= 1:
-            kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-            grow = ratio < STROKE_MIN
-            changed = cv2.dilate(binary, kernel) if grow else cv2.erode(binary, kernel)
-            binary = np.asarray(changed if changed.any() else binary, np.uint8)
+        binary = _set_pen(binary, ratio * digit, target * digit)
     small = cv2.resize(binary.astype(np.float32), (max(1, round(w * f)), max(1, round(h * f))),
                        interpolation=cv2.INTER_AREA)[:LINE_H, : LINE_W - 2]
     top = (LINE_H - small.shape[0]) // 2
