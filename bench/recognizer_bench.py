@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 
 from model.data import load_kensanata
+from model.dataset import MARK, PART, cell_examples
 from model.photos import Digits, Truth, load_test_digits, photo_set
 from model.recognize import Recognizer, Result
 
@@ -194,6 +195,19 @@ def writer_cells(rec: Recognizer, failures: Path | None, split: str = "test") ->
     return total
 
 
+def writer_crops(rec: Recognizer, split: str = "test") -> Counter:
+    """The same cells' crops as the segmenter cuts them, each read alone: of the crops that
+    hold a whole digit, how many the model reads right, as PART (a piece), as MARK. A model
+    that calls another writer's whole 5 a piece loses it wherever it has a rival reading."""
+    cells = load_kensanata(split)
+    x, y = cell_examples(cells.files, cells.labels)
+    whole = y < MARK
+    read_as = np.concatenate([rec.classify(x[i : i + 256]).argmax(1)
+                              for i in range(0, len(x), 256)])[whole]
+    return Counter(n=int(whole.sum()), right=int(np.sum(read_as == y[whole])),
+                   part=int(np.sum(read_as == PART)), mark=int(np.sum(read_as == MARK)))
+
+
 def speed(rec: Recognizer, photos: list) -> dict:
     for data, _ in photos[:WARMUP]:
         rec.recognize(data)
@@ -258,9 +272,11 @@ def main() -> None:
           f"{', '.join(sorted(set(held.writers)))}", flush=True)
 
     results: list[tuple[str, Tally]] = []
+    crops: Counter = Counter()
     if not args.rows or args.rows in "real handwriting":
         total = writer_cells(rec, failures, args.writers)
         results.append((f"real scans, {whose} writers (every cell)", total))
+        crops = writer_crops(rec, args.writers)
         print(f"  {whose} writers: {total.n} cells read", flush=True)
     for k, row in enumerate(ROWS):
         if args.rows and args.rows not in row.label:
@@ -295,6 +311,10 @@ def main() -> None:
     for label, r in results:
         print(f"| {label:<50} | {r.n:>5} | {pct(r.right, r.n):>7} | "
               f"{pct(r.false_accept, r.n):>13} |")
+    if crops:
+        print(f"\n{whose} writers' crops that hold a whole digit, each read alone: "
+              f"{pct(crops['right'], crops['n'])} right, {crops['part']} read as PART, "
+              f"{crops['mark']} as MARK, of {crops['n']}")
     for kind, timing in timings.items():
         print(f"\nspeed, {SPEED_SIZE[0]}x{SPEED_SIZE[1]} JPEG bytes -> Result, one process, "
               f"{timing['n']} photos of {SPEED_KINDS[kind]} (~{timing['kb']:.0f} KB) after "
