@@ -96,18 +96,22 @@ def kensanata_dir(path: str | os.PathLike | None = None) -> Path:
 
 
 def load_kensanata(split: str, path: str | os.PathLike | None = None) -> Cells:
-    """The cells of one split of the writers: "train", "val" or "test" (see KENSANATA_TEST)."""
+    """The cells of one split of the writers: "train", "val" or "test" (see KENSANATA_TEST), or
+    "train+val": the training and validation writers together, for a refit once every choice
+    that the validation writers informed is made."""
     root = kensanata_dir(path)
     index = root / "labels.csv"
     if not index.is_file():
         raise DataError(f"kensanata not found: {index} (set KENSANATA_PATH to its folder)")
     held = {"test": KENSANATA_TEST, "val": KENSANATA_VAL}
-    if split not in ("train", *held):
-        raise ValueError(f"split must be train, val or test, not {split!r}")
+    if split not in ("train", "train+val", *held):
+        raise ValueError(f"split must be train, train+val, val or test, not {split!r}")
     with index.open(newline="") as f:
         rows = list(csv.DictReader(f))
     if split == "train":
         rows = [r for r in rows if r["writer"] not in KENSANATA_TEST + KENSANATA_VAL]
+    elif split == "train+val":
+        rows = [r for r in rows if r["writer"] not in KENSANATA_TEST]
     else:
         rows = [r for r in rows if r["writer"] in held[split]]
     return Cells([root / r["file"] for r in rows], np.array([int(r["label"]) for r in rows]),

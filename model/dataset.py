@@ -143,10 +143,14 @@ def make_nondigits(n: int, seed: int) -> np.ndarray:
     return np.stack(crops)
 
 
-def _photo_chunk(args: tuple[str | None, int, str, int, int]) -> tuple[np.ndarray, np.ndarray]:
+# a chunk of photos to make in a worker: (MNIST file, seed, kind, start, stop, writers)
+Job = tuple[str | None, int, str, int, int, str]
+
+
+def _photo_chunk(args: Job) -> tuple[np.ndarray, np.ndarray]:
     """Photos [start, stop) of one kind, cut and labelled (runs in a worker process)."""
-    mnist_path, seed, kind, start, stop = args
-    mnist, kensanata = _pools(mnist_path)
+    mnist_path, seed, kind, start, stop, writers = args
+    mnist, kensanata = _pools(mnist_path, writers)
     photos = []
     for i in range(start, stop):
         rng = np.random.default_rng([seed, 7919, KINDS.index(kind), i])
@@ -157,55 +161,56 @@ def _photo_chunk(args: tuple[str | None, int, str, int, int]) -> tuple[np.ndarra
     return segmenter_examples(photos)
 
 
-_POOLS: list[Digits] = []
+_POOLS: dict[str, list[Digits]] = {}
 
 
-def _pools(mnist_path: str | None) -> list[Digits]:
-    """The digit pools training draws from, MNIST's training split and the training writers
-    (MNIST twice where kensanata is absent); loaded once per process."""
-    if not _POOLS:
+def _pools(mnist_path: str | None, writers: str = "train") -> list[Digits]:
+    """The digit pools training draws from, MNIST's training split and the `writers` (MNIST
+    twice where kensanata is absent); loaded once per process."""
+    if writers not in _POOLS:
         (x_train, y_train), _ = load_mnist(mnist_path)
-        _POOLS.append(Digits.mnist(x_train, y_train, "mnist-train"))
-        cells = training_cells()
+        mnist = Digits.mnist(x_train, y_train, "mnist-train")
+        cells = training_cells(writers)
         if cells is None:
-            _POOLS.append(_POOLS[0])
+            _POOLS[writers] = [mnist, mnist]
         else:
             scans = [cv2.imdecode(np.frombuffer(f.read_bytes(), np.uint8), cv2.IMREAD_COLOR)
                      for f in cells.files]
             # kensanata's cells are PNG files: imdecode does not return None for them
-            _POOLS.append(Digits.scans(cast(list[np.ndarray], scans), cells.labels,
-                                       "kensanata-train"))
-    return _POOLS
+            _POOLS[writers] = [mnist, Digits.scans(cast(list[np.ndarray], scans), cells.labels,
+                                                   f"kensanata-{writers}")]
+    return _POOLS[writers]
 
 
-def training_cells() -> Cells | None:
-    """kensanata's training writers, or None where the data set is not at hand."""
+def training_cells(writers: str = "train") -> Cells | None:
+    """kensanata's training writers ("train+val": and the validation writers), or None where
+    the data set is not at hand."""
     try:
-        return load_kensanata("train")
+        return load_kensanata(writers)
     except DataError:
         return None
 
 
 def photo_examples(seed: int, scale: float = 1.0, mnist_path: str | None = None,
-                   workers: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                   workers: int = 0, writers: str = "train") -> tuple[np.ndarray, np.ndarray]:
     """Crops from generated photos (see PHOTOS), in `workers` processes (0: one per core)."""
-    parts = _in_chunks(_photo_chunk, PHOTOS, seed, scale, mnist_path, workers)
+    parts = _in_chunks(_photo_chunk, PHOTOS, seed, scale, mnist_path, workers, writers)
     return (np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts]))
 
 
 T = TypeVar("T")  # what one chunk of photos gives
 
 
-def _in_chunks(chunk: Callable[[tuple[str | None, int, str, int, int]], T],
-               counts: dict[str, int], seed: int, scale: float, mnist_path: str | None,
-               workers: int) -> list[T]:
+def _in_chunks(chunk: Callable[[Job], T], counts: dict[str, int], seed: int, scale: float,
+               mnist_path: str | None, workers: int, writers: str = "train") -> list[T]:
     """`chunk` over every kind's photos (counts × scale), eight chunks a kind, in `workers`
     processes (0: one per core)."""
     jobs = []
     for kind, n in counts.items():
         n = max(1, round(n * scale))
         step = max(1, n // 8)
-        jobs += [(mnist_path, seed, kind, a, min(n, a + step)) for a in range(0, n, step)]
+        jobs += [(mnist_path, seed, kind, a, min(n, a + step), writers)
+                 for a in range(0, n, step)]
     # workers forked from a fork server, not from this process: a fork of a process running
     # TensorFlow's or LiteRT's threads (model.train, a test suite) now and then dies at once
     with ProcessPoolExecutor(workers or os.cpu_count() or 1,
@@ -244,10 +249,11 @@ def cached(name: str, make: Callable[[], tuple[np.ndarray, np.ndarray]],
 
 
 def training_examples(seed: int, scale: float = 1.0, mnist_path: str | None = None,
-                      workers: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Everything model.train learns from beyond MNIST: (uint8 N×28×28, labels 0–11)."""
-    return cached("train", lambda: _training_examples(seed, scale, mnist_path, workers),
-                  seed, scale)
+                      workers: int = 0, writers: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    """Everything model.train learns from beyond MNIST: (uint8 N×28×28, labels 0–11), with
+    kensanata's `writers` ("train", or "train+val" for a refit)."""
+    return cached("train", lambda: _training_examples(seed, scale, mnist_path, workers,
+                                                      writers), seed, scale, writers)
 
 
 def validation_examples() -> tuple[np.ndarray, np.ndarray]:
@@ -260,9 +266,9 @@ def validation_examples() -> tuple[np.ndarray, np.ndarray]:
     return balance(x, y, seed=0)  # digits should weigh most in choosing the best epoch
 
 
-def _training_examples(seed: int, scale: float, mnist_path: str | None,
-                       workers: int) -> tuple[np.ndarray, np.ndarray]:
-    cells = training_cells()
+def _training_examples(seed: int, scale: float, mnist_path: str | None, workers: int,
+                       writers: str) -> tuple[np.ndarray, np.ndarray]:
+    cells = training_cells(writers)
     if cells is None:
         print("note: kensanata not found (KENSANATA_PATH): training without real writers",
               flush=True)
@@ -270,7 +276,7 @@ def _training_examples(seed: int, scale: float, mnist_path: str | None,
     else:
         step = max(1, round(1 / scale))  # a small run takes every step-th cell
         kx, ky = cell_examples(cells.files[::step], cells.labels[::step])
-    px, py = photo_examples(seed, scale, mnist_path, workers)
+    px, py = photo_examples(seed, scale, mnist_path, workers, writers)
     x = np.concatenate([*[kx] * KENSANATA_REPEATS, px])
     y = np.concatenate([*[ky] * KENSANATA_REPEATS, py])
     x, y = balance(x, y, seed)
@@ -462,11 +468,10 @@ def label_line(owners: np.ndarray, totals: np.ndarray, digits: str) -> str | Non
     return "".join(digits[k] for k in np.flatnonzero(share >= LINE_OWNED))
 
 
-def _line_photo_chunk(args: tuple[str | None, int, str, int, int]
-                      ) -> tuple[np.ndarray, list[str]]:
+def _line_photo_chunk(args: Job) -> tuple[np.ndarray, list[str]]:
     """Photos [start, stop) of one kind → the line images the segmenter cuts, labelled."""
-    mnist_path, seed, kind, start, stop = args
-    mnist, kensanata = _pools(mnist_path)
+    mnist_path, seed, kind, start, stop, writers = args
+    mnist, kensanata = _pools(mnist_path, writers)
     xs, texts = [], []
     for i in range(start, stop):
         rng = np.random.default_rng([seed, 7927, KINDS.index(kind), i])

@@ -254,7 +254,8 @@ def litert_predict(tflite_path: Path, x: np.ndarray, batch: int = 1000) -> np.nd
 
 
 def train(arch: str, epochs: int, data: str | None, extra: str | None, out: Path,
-          seed: int, scale: float | None = None, threads: int = 0) -> dict:
+          seed: int, scale: float | None = None, threads: int = 0,
+          writers: str = "train") -> dict:
     """Train, select the best epoch on validation, evaluate on test, export and plot."""
     from model import plots
 
@@ -266,7 +267,7 @@ def train(arch: str, epochs: int, data: str | None, extra: str | None, out: Path
     if scale is None:  # the generated share of the training set stays the same
         scale = min(1.0, len(x_train) / MNIST_TRAIN)
     x_more, y_more = training_examples(seed, scale, data or os.environ.get("MNIST_PATH"),
-                                       workers=threads)
+                                       workers=threads, writers=writers)
     x_cells, y_cells = validation_examples()
     x_val, y_val = np.concatenate([x_val, x_cells]), np.concatenate([y_val, y_cells])
     x_train = np.concatenate([x_train, x_more, *[x_extra] * EXTRA_REPEATS])
@@ -274,8 +275,8 @@ def train(arch: str, epochs: int, data: str | None, extra: str | None, out: Path
     counts = np.bincount(y_train, minlength=CLASSES)
     print(f"{arch}: {len(x_train)} training images ({len(x_more)} beyond MNIST: "
           f"{counts[MARK]} MARK, {counts[PART]} PART; {len(x_extra)} corrections), "
-          f"{len(x_val)} validation ({len(x_cells)} from kensanata's validation writers), "
-          f"{len(x_test)} test", flush=True)
+          f"{len(x_val)} validation ({len(x_cells)} from kensanata's validation writers"
+          f"{', also trained on' if 'val' in writers else ''}), {len(x_test)} test", flush=True)
 
     train_ds = (
         tf.data.Dataset.from_tensor_slices((to_model_input(x_train), y_train))
@@ -353,6 +354,7 @@ def train(arch: str, epochs: int, data: str | None, extra: str | None, out: Path
         "validation_images": int(len(x_val)),
         "test_images": int(len(x_test)),
         "seed": seed,
+        "writers": writers,  # kensanata's writers trained on: "train", or "train+val" (a refit)
         "batch_size": BATCH_SIZE,
         "litert_agreement": agreement,
         # fresh generated non-digit glyphs (another seed) the model reads as MARK
@@ -499,6 +501,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float,
                         help="generated examples, as a share of the release's (default: as "
                              "much as the MNIST file is of the full one, at most 1)")
+    parser.add_argument("--writers", choices=("train", "train+val"), default="train",
+                        help="kensanata's writers to learn from: the training writers, or "
+                             "with the validation writers too, a refit once the choices they "
+                             "informed are made (its validation figures are then seen data)")
     parser.add_argument("--threads", type=int, default=0,
                         help="cap the threads (TensorFlow's) and processes (making the "
                              "examples) it uses (0: all cores)")
@@ -509,6 +515,8 @@ def main(argv: list[str] | None = None) -> int:
     epochs = args.epochs or DEFAULT_EPOCHS[args.arch]
     if epochs < 1:
         parser.error("--epochs must be at least 1")
+    if args.arch == "line" and args.writers != "train":
+        parser.error("--writers is for the crop model: the line reader's glyphs are its own")
     try:
         if args.arch == "line":
             metrics = train_lines(epochs, args.data, args.out, args.seed, args.scale,
@@ -518,7 +526,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"→ {args.out}")
             return 0
         metrics = train(args.arch, epochs, args.data, args.extra, args.out, args.seed,
-                        args.scale, args.threads)
+                        args.scale, args.threads, args.writers)
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

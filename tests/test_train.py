@@ -266,3 +266,25 @@ def test_training_examples_are_the_segmenters_crops(tmp_path, monkeypatch) -> No
     assert len(list(tmp_path.glob("train-*.npz"))) == 1
     again, _ = dataset.training_examples(5, 0.004, str(SAMPLE))
     assert np.array_equal(x, again)
+
+
+def test_a_refit_adds_the_validation_writers_never_the_test_writers(tmp_path, monkeypatch):
+    """`--writers train+val`: the training and validation writers' cells, the held-out test
+    writers' never; its examples are cached apart from the usual run's."""
+    from model import dataset
+    from model.data import load_kensanata
+
+    try:
+        train, val, both, test = (load_kensanata(s) for s in ("train", "val", "train+val",
+                                                               "test"))
+    except DataError:
+        pytest.skip("kensanata not available (set KENSANATA_PATH)")
+    assert set(both.writers) == set(train.writers) | set(val.writers)
+    assert len(both.files) == len(train.files) + len(val.files)
+    assert not set(both.writers) & set(test.writers)
+    with pytest.raises(ValueError, match="split must be"):
+        load_kensanata("train+test")
+    monkeypatch.setattr(dataset, "CACHE", tmp_path)
+    x, _ = dataset.training_examples(5, 0.004, str(SAMPLE))
+    refit, _ = dataset.training_examples(5, 0.004, str(SAMPLE), writers="train+val")
+    assert len(list(tmp_path.glob("train-*.npz"))) == 2 and not np.array_equal(x, refit)
