@@ -817,6 +817,22 @@ def test_a_line_is_read_as_a_number_or_as_writing() -> None:
     assert read(amount) == [1, 2, 5]
 
 
+def test_ink_shorter_than_a_readable_digit_is_no_digit() -> None:
+    """The decision alone, on made-up model outputs: a speck a few pixels tall that the model,
+    seeing it blown up to 20 px, reads as a sure 1 (a grain of a shadow's texture on a blank
+    page) is passed over; a digit of MIN_DIGIT_HEIGHT px beside it is read."""
+    from model.preprocess import MIN_DIGIT_HEIGHT, Group, Line, Piece
+
+    crop = np.zeros((28, 28), np.uint8)
+    speck = Piece(0, (0, 10, 4, 10 + MIN_DIGIT_HEIGHT - 1))
+    seven = Piece(1, (20, 0, 26, MIN_DIGIT_HEIGHT))
+    line = Line([speck, seven], [Group(0, 1, speck.box, crop), Group(1, 2, seven.box, crop),
+                                 Group(0, 2, (0, 0, 26, 20), crop)], MIN_DIGIT_HEIGHT)
+    assert [d.digit for d in read_line(line, [p(1, 0.96), p(7, 0.9), p(PART, 0.9)])] == [7]
+    alone = Line([speck], [Group(0, 1, speck.box, crop)], MIN_DIGIT_HEIGHT)
+    assert read_line(alone, [p(1, 0.99)]) == []
+
+
 def test_the_line_readers_decoding() -> None:
     """Greedy CTC on made-up column logits: repeats collapse, "none" parts two equal digits,
     each digit has its columns and alternatives; the forward algorithm scores the greedy text
