@@ -833,6 +833,15 @@ def test_ink_shorter_than_a_readable_digit_is_no_digit() -> None:
     assert read_line(alone, [p(1, 0.99)]) == []
 
 
+@pytest.mark.parametrize("index", [3, 106])
+def test_a_grain_of_a_blank_page_is_no_digit(rec: Recognizer, index: int) -> None:
+    """Blank pages (squared, plain with a shadow) whose only reading was a grain of texture 3–6
+    px tall at working size, read as a sure 1 (0.87, 0.96): now no digit."""
+    rng = np.random.default_rng([13500, KINDS.index("blank"), index])  # photo_set(.., 13500)
+    data, truth = make_photo(rng, None, "blank")
+    assert truth.text == "" and rec.recognize(data).status == "no_digit"
+
+
 def test_the_line_readers_decoding() -> None:
     """Greedy CTC on made-up column logits: repeats collapse, "none" parts two equal digits,
     each digit has its columns and alternatives; the forward algorithm scores the greedy text
