@@ -363,17 +363,17 @@ def read_line(line: Line, probs: list[np.ndarray]) -> list[Digit]:
     for g, p in zip(line.groups, probs, strict=True):
         pieces = line.pieces[g.start : g.end]
         tall = max(q.box[3] for q in pieces) - min(q.box[1] for q in pieces)
-        if tall >= MIN_DIGIT_HEIGHT:
-            digit.append(math.log(max(float(p[:MARK].max()), 1e-9)))
-            mark.append(math.log(max(float(p[MARK]) if p[MARK] + p[PART] > 0 else LEGACY_MARK,
-                                     1e-9)))
-        else:  # ink shorter than the smallest digit that keeps its shape is no digit, however
-            # the model reads it blown up (a grain of a shadow read as a sure "1"): it is a unit
-            # of its own (a speck, a dot) or a piece of a bigger one (a 5's bar) as the model
-            # weighs those two
-            digit.append(-math.inf)
-            mark.append(math.log(max(float(p[MARK] / (p[MARK] + p[PART]))
-                                     if p[MARK] + p[PART] > 0 else 1.0, 1e-9)))
+        # ink shorter than the smallest digit that keeps its shape is no digit, however the
+        # model reads it blown up (a grain of a shadow read as a sure "1"): it is a unit of its
+        # own (a speck, a dot) or a piece of a bigger one (a 5's bar) as the model weighs those
+        readable = tall >= MIN_DIGIT_HEIGHT
+        other = float(p[MARK] + p[PART])  # 0 from a 10-output model
+        if other > 0:
+            unit = float(p[MARK]) if readable else float(p[MARK]) / other
+        else:
+            unit = LEGACY_MARK if readable else 1.0
+        digit.append(math.log(max(float(p[:MARK].max()), 1e-9)) if readable else -math.inf)
+        mark.append(math.log(max(unit, 1e-9)))
         letter.append(tall >= LETTER_SHARE * line.height)
     off = math.log(OFF_KIND)
     number = _split(line, digit, [m + off if t else m for m, t in zip(mark, letter, strict=True)])
