@@ -45,6 +45,7 @@ from model.preprocess import (
     LINE_W,
     MIN_DIGIT_HEIGHT,
     Box,
+    Decoded,
     ImageError,
     Line,
     decode,
@@ -77,6 +78,7 @@ OFF_KIND = 0.2
 # a digit in a form's box, surrounded by what is left of the box, is read again).
 LETTER_SHARE = 0.5
 MIN_LINE_SHARE = 0.4
+FRAME_REACH = 2  # working px: ink this close to the photo's side is cut by its frame
 READER_STRIDE = 4  # input columns per line reader column
 # A short line is read in fewer columns (a single digit in a quarter of the time): what the
 # reader sees of the line is the same as long as READER_SLACK columns of paper follow it
@@ -258,7 +260,7 @@ class Recognizer:
         """Photo bytes → Result; never raises for bad input."""
         start = time.perf_counter()
         try:
-            _, lines = segment(image_bytes)
+            decoded, lines = segment(image_bytes)
             crops = [g.crop for line in lines for g in line.groups]
             probs = iter(self.classify(np.stack(crops)) if crops else [])
             readings = [read_line(line, [next(probs) for _ in line.groups]) for line in lines]
@@ -279,6 +281,14 @@ class Recognizer:
                     for ln, r in zip(lines, readings, strict=True) if r), default=(0.0, 0.0))[1]
         kept = [(ln, r) for ln, r in zip(lines, readings, strict=True)
                 if r and MIN_LINE_SHARE * size <= ln.height <= size / MIN_LINE_SHARE]
+        # the writing the user framed lies inside the photo; a lone digit cut by the frame
+        # beside it is what the frame cut through (the table's or the sheet's edge, a shadow's,
+        # read as a 1; a neighbour's digit). A photo cropped tight to its writing (all of it
+        # at the frame) keeps every line. Dev seed 8100, 2,100 photos of seven rows: 6 won,
+        # none lost (single digits "1\n4" -> "4").
+        cut = [any(_at_frame(d.box, decoded) for d in r) for _, r in kept]
+        if not all(cut):
+            kept = [(ln, r) for (ln, r), c in zip(kept, cut, strict=True) if not c or len(r) > 1]
         readings = [self._reread(ln, r) for ln, r in kept]
         digits = [replace_line(d, k) for k, r in enumerate(readings) for d in r]
         text = "\n".join("".join(str(d.digit) for d in r) for r in readings)
@@ -348,6 +358,14 @@ class Recognizer:
             out.append(Digit(digit=int(char), confidence=reading.confidence, box=g.box,
                              alternatives=reading.alternatives(), crop=crop))
         return out
+
+
+def _at_frame(box: Box, decoded: Decoded) -> bool:
+    """Whether a box (original pixels) reaches within FRAME_REACH working pixels of the
+    photo's frame."""
+    (w, h), (sx, sy) = decoded.size, decoded.scale
+    return (box[0] <= FRAME_REACH * sx or box[1] <= FRAME_REACH * sy
+            or box[2] >= w - FRAME_REACH * sx or box[3] >= h - FRAME_REACH * sy)
 
 
 def _overlap(r: tuple[float, float], s: tuple[float, float]) -> float:

@@ -842,6 +842,37 @@ def test_a_grain_of_a_blank_page_is_no_digit(rec: Recognizer, index: int) -> Non
     assert truth.text == "" and rec.recognize(data).status == "no_digit"
 
 
+@pytest.mark.parametrize(("index", "text"), [(31, "57998"), (300, "21")])
+def test_a_stroke_cut_by_the_frame_beside_the_writing_is_no_line(
+    rec: Recognizer, index: int, text: str
+) -> None:
+    """Numbers on ruled and squared paper whose sheet's or table's edge, cut by the photo's
+    frame, was read as one more line, a "1" ("57998\n1", "1\n21"): now the number alone."""
+    sample = np.load(Path(__file__).parent / "data" / "mnist_sample.npz")
+    hand = Digits.mnist(sample["x_test"], sample["y_test"], "sample")
+    data, truth = make_photo(np.random.default_rng([13600, KINDS.index("number"), index]), hand,
+                             "number")
+    assert truth.text == text and rec.recognize(data).text == text
+
+
+def test_a_tight_crop_of_two_lines_keeps_both(rec: Recognizer) -> None:
+    """A crop cut tight to two lines of writing has both at its frame: neither is dropped as
+    cut by it (a lone digit cut by the frame goes only beside writing wholly inside)."""
+    sample = np.load(Path(__file__).parent / "data" / "mnist_sample.npz")
+    x, y = sample["x_test"], sample["y_test"]
+
+    def tight(k: int, right: int = 0) -> np.ndarray:
+        rows, cols = np.nonzero(x[k] > 40)
+        ink = x[k][rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+        return np.pad(ink, ((0, 20 - ink.shape[0]), (0, right)))
+
+    top, low = tight(1), np.hstack([tight(4, 4), tight(8)])
+    page = np.vstack([np.pad(top, ((0, 6), (0, low.shape[1] - top.shape[1]))), low])
+    page = cv2.resize(255 - page, None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC)
+    result = rec.recognize(cv2.imencode(".png", page)[1].tobytes())
+    assert result.text == f"{y[1]}\n{y[4]}{y[8]}"
+
+
 def test_the_line_readers_decoding() -> None:
     """Greedy CTC on made-up column logits: repeats collapse, "none" parts two equal digits,
     each digit has its columns and alternatives; the forward algorithm scores the greedy text
