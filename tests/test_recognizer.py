@@ -22,7 +22,7 @@ from PIL import Image
 
 from model.data import load_kensanata
 from model.photos import KINDS, Digits, make_photo, photo_set
-from model.preprocess import MAX_SPAN, ImageError, Piece, _runs, decode
+from model.preprocess import INK_FLOOR, MAX_SPAN, ImageError, Piece, _runs, decode, ink_map
 from model.recognize import (
     BLANK,
     CLASSES,
@@ -871,6 +871,31 @@ def test_a_tight_crop_of_two_lines_keeps_both(rec: Recognizer) -> None:
     page = cv2.resize(255 - page, None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC)
     result = rec.recognize(cv2.imencode(".png", page)[1].tobytes())
     assert result.text == f"{y[1]}\n{y[4]}{y[8]}"
+
+
+def test_a_shadow_deepening_toward_the_frame_is_no_ink() -> None:
+    """Paper darkening over its last fifth to 62% of its brightness at the frame (a shadow)
+    stays paper, and a stroke on the page stays ink: the light-flattening closing had taken
+    the shadow's paper for as bright as further in (ink strength 61 there, over INK_FLOOR)."""
+    page = np.full((480, 640), 210, np.uint8)
+    page[-96:] = np.linspace(210, 130, 96).astype(np.uint8)[:, None]
+    page[200:260, 300:306] = 40
+    ink = ink_map(page)
+    assert ink[-96:].max() < INK_FLOOR <= ink[200:260, 300:306].min()
+
+
+@pytest.mark.parametrize(("index", "text"), [(85, "5"), (423, "2")])
+def test_a_digit_beside_a_shadow_at_the_frame_is_read(
+    rec: Recognizer, index: int, text: str
+) -> None:
+    """Generated photos (seed 13700, the test's MNIST sample as the hand) whose digit near a
+    shadow or the table at the photo's frame was read as nothing: the shadow became ink,
+    joined the digit and was left out with it as the table's edge."""
+    sample = np.load(Path(__file__).parent / "data" / "mnist_sample.npz")
+    hand = Digits.mnist(sample["x_test"], sample["y_test"], "sample")
+    data, truth = make_photo(np.random.default_rng([13700, KINDS.index("digit"), index]), hand,
+                             "digit")
+    assert truth.text == text and rec.recognize(data).text == text
 
 
 def test_the_line_readers_decoding() -> None:
