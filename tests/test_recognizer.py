@@ -842,23 +842,30 @@ def test_a_grain_of_a_blank_page_is_no_digit(rec: Recognizer, index: int) -> Non
     assert truth.text == "" and rec.recognize(data).status == "no_digit"
 
 
+@pytest.fixture(scope="module")
+def sample() -> dict[str, np.ndarray]:
+    """The test's MNIST sample (200 test digits): a hand for generated photos."""
+    with np.load(Path(__file__).parent / "data" / "mnist_sample.npz") as data:
+        return {k: data[k] for k in data.files}
+
+
 @pytest.mark.parametrize(("index", "text"), [(31, "57998"), (300, "21")])
 def test_a_stroke_cut_by_the_frame_beside_the_writing_is_no_line(
-    rec: Recognizer, index: int, text: str
+    rec: Recognizer, sample: dict[str, np.ndarray], index: int, text: str
 ) -> None:
     """Numbers on ruled and squared paper whose sheet's or table's edge, cut by the photo's
     frame, was read as one more line, a "1" ("57998\n1", "1\n21"): now the number alone."""
-    sample = np.load(Path(__file__).parent / "data" / "mnist_sample.npz")
     hand = Digits.mnist(sample["x_test"], sample["y_test"], "sample")
     data, truth = make_photo(np.random.default_rng([13600, KINDS.index("number"), index]), hand,
                              "number")
     assert truth.text == text and rec.recognize(data).text == text
 
 
-def test_a_tight_crop_of_two_lines_keeps_both(rec: Recognizer) -> None:
+def test_a_tight_crop_of_two_lines_keeps_both(
+    rec: Recognizer, sample: dict[str, np.ndarray]
+) -> None:
     """A crop cut tight to two lines of writing has both at its frame: neither is dropped as
     cut by it (a lone digit cut by the frame goes only beside writing wholly inside)."""
-    sample = np.load(Path(__file__).parent / "data" / "mnist_sample.npz")
     x, y = sample["x_test"], sample["y_test"]
 
     def tight(k: int, right: int = 0) -> np.ndarray:
@@ -886,12 +893,11 @@ def test_a_shadow_deepening_toward_the_frame_is_no_ink() -> None:
 
 @pytest.mark.parametrize(("index", "text"), [(85, "5"), (423, "2")])
 def test_a_digit_beside_a_shadow_at_the_frame_is_read(
-    rec: Recognizer, index: int, text: str
+    rec: Recognizer, sample: dict[str, np.ndarray], index: int, text: str
 ) -> None:
     """Generated photos (seed 13700, the test's MNIST sample as the hand) whose digit near a
     shadow or the table at the photo's frame was read as nothing: the shadow became ink,
     joined the digit and was left out with it as the table's edge."""
-    sample = np.load(Path(__file__).parent / "data" / "mnist_sample.npz")
     hand = Digits.mnist(sample["x_test"], sample["y_test"], "sample")
     data, truth = make_photo(np.random.default_rng([13700, KINDS.index("digit"), index]), hand,
                              "digit")
