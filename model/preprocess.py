@@ -375,11 +375,8 @@ def _grey_paper(channels: Sequence[np.ndarray]) -> list[np.ndarray]:
 
 def _closing(image: np.ndarray, size: int, frame: bool = True) -> np.ndarray:
     """A morphological closing by a square of about `size` (odd, at least 9): the paper with
-    the strokes narrower than that removed. `frame`: the photo goes on beyond its frame as it
-    is there, for a quarter of the square (FRAME_PAD), so that paper darkening toward the
-    frame (a shadow, a vignette) is not taken for as bright as the paper further in, which
-    made the shadow ink that joined the writing beside it; a band darker than the paper at
-    the frame and narrower than that quarter (the table beyond the sheet) is still ink."""
+    the strokes narrower than that removed. `frame`: the photo goes on beyond its frame, as it
+    is there, for FRAME_PAD of the square (why: see FRAME_PAD)."""
     k = max(9, size) | 1
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
     if not frame:
