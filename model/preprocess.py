@@ -99,6 +99,20 @@ EDGE_SHARE, EDGE_DEPTH = 0.5, 1 / 3
 # circled or boxed digits at seed 7500 1.5% → 71%, numbers 5.5% → 46%. A gap of 0.05 without
 # the hollowness lost seven more photos (a 4's inner stroke, an amount's box joined to digits).
 FRAME_GAP, FRAME_INSET, HOLLOW = 0.1, 0.2, 0.05
+# A frame that touches the writing is one piece with it, so frames are sought among the pieces
+# first. A piece that closes round a hole is a frame round a number when what lies inside it,
+# deeper than its ring (FRAME_RING pen widths and the mask's growth from the paper outside it),
+# holds two pieces side by side at least MARK_SIZE of the inside's height: its ring is erased
+# — with what of the writing touches it there — and what it held is read on its own. At
+# least FRAME_DEEP of that ink lies twice as deep: a digit's own strokes inside its loop (a
+# 6's closing stroke, a 0 drawn twice round) hug the loop (of the validation writers' 1,182
+# cells, 3 lost their outline without this test, none with it); and at most FRAME_HELD of the
+# inside is ink (not a scribble). A lone digit touching its frame is not freed: a ticked box
+# and a doodle of a loop in a loop were then read as a 1, a 0 or an 8 once their outer ring
+# was gone — the model has never seen them alone (development seeds 7500/7700: hatching and
+# ticks -12.5/-12 points, words and doodles -4.5/-10.5).
+FRAME_RING, FRAME_DEEP, FRAME_HELD = 1.5, 0.4, 0.5
+FRAME_SPARSE, MAX_FRAMES = 0.75, 8  # a frame is little ink in its box; a few at most are looked at
 # Lines: two pieces are neighbours when they share this much of the shorter one's rows and the
 # gap between them is under a multiple of the taller one's height (a space in "1 000 000" is
 # about one digit wide); marks far smaller than their neighbour (a dot, a comma, a 5's bar)
@@ -587,6 +601,9 @@ def segment(data: bytes, owners: np.ndarray | None = None) -> tuple[Decoded, lis
     grow = int(np.clip(round(BRIDGE * 2 * ink_px / max(1, rim)), 1, MAX_BRIDGE))
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
     n, labels, stats = _components(cv2.dilate(mask, disc))
+    framed = _frames(mask, labels, stats, n, grow)
+    if framed:  # what a frame held is its own pieces once the frame is gone
+        n, labels, stats = _components(cv2.dilate(mask, disc))
     inked = mask > 0
     if owned is not None:
         decoded.owner_ink = np.bincount(owned[inked], minlength=256)
@@ -668,6 +685,48 @@ def _edges(labels: np.ndarray, inked: np.ndarray, stats: np.ndarray, n: int,
             depth = np.ptp(offset) if offset.size else 0
         edge[i] |= depth < EDGE_DEPTH * (across[k] + 1)
     return edge
+
+
+def _frames(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray, n: int, grow: int) -> int:
+    """Erase from `mask` the frames drawn round writing, touching it or not (see FRAME_RING);
+    how many were erased. `labels` and `stats` are the pieces of the mask grown by `grow`."""
+    x, y, w, h, area = stats[1:n].T
+    big = (h >= 2 * MIN_DIGIT_HEIGHT + 2 * grow) & (w >= 2 * MIN_DIGIT_HEIGHT + 2 * grow)
+    found = 0
+    for i in np.flatnonzero(big & (area <= FRAME_SPARSE * w * h))[:MAX_FRAMES] + 1:
+        x0, y0, bw, bh = (int(v) for v in stats[i, :4])
+        piece = (labels[y0:y0 + bh, x0:x0 + bw] == i).astype(np.uint8)
+        outside = cv2.copyMakeBorder(piece, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+        cv2.floodFill(outside, None, (0, 0), 2)
+        # how far each pixel of the piece, holes filled, lies from the paper outside it
+        depth = cv2.distanceTransform((outside != 2).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
+        ink = mask[y0:y0 + bh, x0:x0 + bw] > 0
+        own = (ink & (piece > 0)).view(np.uint8)
+        pen = 2 * cv2.countNonZero(own) / max(1, cv2.countNonZero(own) - cv2.countNonZero(
+            cv2.erode(own, _SQUARE3)))
+        ring = grow + FRAME_RING * pen + 1
+        inside = depth > ring
+        held = ink & inside
+        deep = held & (depth > 2 * ring)
+        rows = np.flatnonzero(deep.any(axis=1))
+        if (rows.size == 0 or rows[-1] - rows[0] + 1 < MIN_DIGIT_HEIGHT
+                or deep.sum() < FRAME_DEEP * held.sum()
+                or held.sum() > FRAME_HELD * inside.sum()
+                or not _side_by_side(held, MARK_SIZE * np.count_nonzero(inside.any(axis=1)))):
+            continue
+        mask[y0:y0 + bh, x0:x0 + bw][(own > 0) & (depth <= ring)] = 0
+        found += 1
+    return found
+
+
+def _side_by_side(held: np.ndarray, least: float) -> bool:
+    """Whether the ink holds two pieces at least `least` tall side by side: not stacked (see
+    STACK_OVERLAP), as two digits of a number are."""
+    k, _, stats, _ = cv2.connectedComponentsWithStats(held.view(np.uint8), connectivity=8)
+    x, _, w, h = stats[1:k, :4][stats[1:k, 3] >= max(MIN_DIGIT_HEIGHT, least)].T
+    shared = np.minimum(x + w, (x + w)[:, None]) - np.maximum(x, x[:, None])
+    apart = shared < STACK_OVERLAP * np.minimum(w, w[:, None])
+    return bool(apart[np.triu_indices(len(x), 1)].any())
 
 
 def _unframed(pieces: list[Piece], labels: np.ndarray, inked: np.ndarray) -> list[Piece]:
