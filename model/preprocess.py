@@ -697,7 +697,8 @@ def _frames(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray, n: int, gro
         x0, y0, bw, bh = (int(v) for v in stats[i, :4])
         piece = (labels[y0:y0 + bh, x0:x0 + bw] == i).astype(np.uint8)
         outside = cv2.copyMakeBorder(piece, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
-        cv2.floodFill(outside, None, (0, 0), 2)
+        if cv2.floodFill(outside, None, (0, 0), 2)[0] + cv2.countNonZero(piece) == outside.size:
+            continue  # no hole: it holds nothing
         # how far each pixel of the piece, holes filled, lies from the paper outside it
         depth = cv2.distanceTransform((outside != 2).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
         ink = mask[y0:y0 + bh, x0:x0 + bw] > 0
