@@ -14,7 +14,8 @@ crop, and the recognizer's model reads them all (one call) and picks the reading
      strokes stay ink); ruled or squared paper's lines found (Hough), levelled and subtracted;
   3. mask: Otsu's threshold with a contrast floor; 8-connected pieces (labelled on a mask grown
      by one pixel, so a stroke broken by a pixel stays one piece); specks too small to hold a
-     digit dropped, and frames drawn round writing (a hollow piece holding a digit-sized one);
+     digit dropped, and frames drawn round writing (a closed piece whose inside holds a number:
+     its ring erased; a hollow piece holding a digit-sized one);
   4. lines: pieces that share a band of rows and sit near each other, chained left to right (a
      slanted number stays one line); lines top to bottom, pieces by their centre, left to right;
   5. touching digits: a piece wider than a digit is cut into slices at the thin places of its
@@ -688,9 +689,9 @@ def _edges(labels: np.ndarray, inked: np.ndarray, stats: np.ndarray, n: int,
 
 
 def _frames(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray, n: int, grow: int) -> int:
-    """Erase from `mask` the frames drawn round writing, touching it or not (see FRAME_RING);
+    """Erase from `mask` the frames drawn round a number, touching it or not (see FRAME_RING);
     how many were erased. `labels` and `stats` are the pieces of the mask grown by `grow`."""
-    x, y, w, h, area = stats[1:n].T
+    w, h, area = stats[1:n, 2:5].T
     big = (h >= 2 * MIN_DIGIT_HEIGHT + 2 * grow) & (w >= 2 * MIN_DIGIT_HEIGHT + 2 * grow)
     found = 0
     for i in np.flatnonzero(big & (area <= FRAME_SPARSE * w * h))[:MAX_FRAMES] + 1:
