@@ -90,6 +90,14 @@ MAX_PIECES = 160  # the biggest pieces of a photo; the rest are texture (and cos
 # photos such strips were read as a "1" (a tight crop's digit reaches across its photo, and a
 # digit touches a side only for a stroke's width).
 EDGE_SHARE, EDGE_DEPTH = 0.5, 1 / 3
+# Such a strip that the writing touches (a printed line at the field's edge, a form's box, the
+# table joined to a digit by a shadow) would take the digit with it, or make one piece of the
+# line: the strip is cut off first, as deep as it runs along half the side, and what reaches
+# further in is read. A blob reaching further in than EDGE_DEPTH is cut only when it runs
+# along the side more than MAX_GROUP_ASPECT times as far as it reaches in (no digit is that
+# wide: a tight crop's 7 keeps its bar); a blob reaching less far, only when its strip is
+# thinner than the smallest digit: printed lines are 2-5 px, the table beyond the sheet 11-95
+# px, whose ragged remains were read as 1s (dev seeds 7500/7700: blank -3/-3.5 points).
 # A frame drawn round writing (a circled answer, a box on a form, a cheque's amount box) is no
 # unit of its line: a piece whose box holds a digit-sized piece (at least MARK_SIZE of its
 # height) with a gap of FRAME_GAP × its height all round, and that is hollow (at most HOLLOW of
@@ -603,12 +611,17 @@ def segment(data: bytes, owners: np.ndarray | None = None) -> tuple[Decoded, lis
     framed = _frames(mask, labels, stats, n, grow)
     if framed:  # what a frame held is its own pieces once the frame is gone
         n, labels, stats = _components(cv2.dilate(mask, disc))
+    edges = _edges(labels, mask > 0, stats, n, frame)
+    if edges and _strips(mask, labels, stats, edges, frame):
+        n, labels, stats = _components(cv2.dilate(mask, disc))
+        edges = _edges(labels, mask > 0, stats, n, frame)
     inked = mask > 0
     if owned is not None:
         decoded.owner_ink = np.bincount(owned[inked], minlength=256)
     area = np.bincount(labels[inked], minlength=n)
-    keep = np.flatnonzero((area >= MIN_PIECE_AREA) & (np.arange(n) > 0) & ~_edges(
-        labels, inked, stats, n, frame))
+    edge = np.zeros(n, bool)
+    edge[[i for _, i, shallow in edges if shallow]] = True
+    keep = np.flatnonzero((area >= MIN_PIECE_AREA) & (np.arange(n) > 0) & ~edge)
     keep = keep[np.argsort(-area[keep])][:MAX_PIECES]
     boxes = [(int(stats[i, 0]) + grow, int(stats[i, 1]) + grow,  # the growth's rim back off
               int(stats[i, 0] + stats[i, 2]) - grow, int(stats[i, 1] + stats[i, 3]) - grow)
@@ -648,8 +661,10 @@ def segment(data: bytes, owners: np.ndarray | None = None) -> tuple[Decoded, lis
 
 
 def _edges(labels: np.ndarray, inked: np.ndarray, stats: np.ndarray, n: int,
-           frame: np.ndarray) -> np.ndarray:
-    """Which blobs are the table or the sheet's edge along a side of the photo (EDGE_SHARE).
+           frame: np.ndarray) -> list[tuple[int, int, bool]]:
+    """The blobs that run along half a side of the photo, as (side, blob, shallow): shallow
+    ones are the table or the sheet's edge (EDGE_SHARE); deeper ones are listed only when they
+    run along the side MAX_GROUP_ASPECT times as far as they reach in (a strip to cut).
 
     `frame` holds the photo's corners (clockwise from the top left) where the segmentation
     sees them: a deskewed photo's sides are slanted lines inside a larger canvas, and its
@@ -672,18 +687,48 @@ def _edges(labels: np.ndarray, inked: np.ndarray, stats: np.ndarray, n: int,
     ys = np.clip(np.rint(pts[:, 1]).astype(int), 0, h - 1)
     hit = inked[ys, xs]
     along = np.bincount(side[hit] * n + labels[ys[hit], xs[hit]], minlength=4 * n).reshape(4, n)
-    edge = np.zeros(n, bool)
+    edge = []
     for k, i in np.argwhere(along >= EDGE_SHARE * (length[:, None] + 1)):
         if frame[0, 1] == frame[1, 1]:  # the photo's own sides: a box's height or width
             depth = stats[i, 3 if k % 2 == 0 else 2]
         else:  # a slanted side: how far in its ink reaches, across the side (not its box)
             x0, y0, bw, bh = stats[i, :4]
             ys_i, xs_i = np.nonzero(labels[y0 : y0 + bh, x0 : x0 + bw] == i)
-            normal = np.array([ends[k, 1] - frame[k, 1], frame[k, 0] - ends[k, 0]]) / length[k]
-            offset = (np.stack([xs_i + x0, ys_i + y0], axis=1) - frame[k]) @ normal
+            offset = _offsets(frame, k, xs_i + x0, ys_i + y0)
             depth = np.ptp(offset) if offset.size else 0
-        edge[i] |= depth < EDGE_DEPTH * (across[k] + 1)
+        shallow = depth < EDGE_DEPTH * (across[k] + 1)
+        if shallow or along[k, i] >= MAX_GROUP_ASPECT * depth:
+            edge.append((int(k), int(i), bool(shallow)))
     return edge
+
+
+def _offsets(frame: np.ndarray, k: int, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """How far points lie from side k of the frame (corner k to corner k + 1)."""
+    start, end = frame[k], frame[(k + 1) % 4]
+    normal = np.array([end[1] - start[1], start[0] - end[0]]) / np.hypot(*(end - start))
+    return np.abs((np.stack([xs, ys], axis=1) - start) @ normal)
+
+
+def _strips(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray,
+            edges: list[tuple[int, int, bool]], frame: np.ndarray) -> int:
+    """Erase from `mask` the strip by which each blob of `edges` runs along its side, where
+    what reaches further in is writing that touches it (see EDGE_SHARE); how many were cut."""
+    cut = 0
+    for k, i, shallow in edges:
+        x0, y0, bw, bh = (int(v) for v in stats[i, :4])
+        ys, xs = np.nonzero((labels[y0:y0 + bh, x0:x0 + bw] == i)
+                            & (mask[y0:y0 + bh, x0:x0 + bw] > 0))
+        offset = _offsets(frame, k, xs + x0, ys + y0).astype(int)
+        # the strip: from where the blob first runs along half the side to where it stops
+        along = np.bincount(offset) >= EDGE_SHARE * (np.hypot(*(frame[(k + 1) % 4] - frame[k])) + 1)
+        first = int(np.argmax(along))
+        end = first + int(np.argmin(along[first:])) if not along[first:].all() else along.size
+        strip = offset <= end
+        if not along.any() or strip.all() or (shallow and end - first >= MIN_DIGIT_HEIGHT):
+            continue
+        mask[ys[strip] + y0, xs[strip] + x0] = 0
+        cut += 1
+    return cut
 
 
 def _stroke(mask: np.ndarray) -> float:

@@ -941,6 +941,30 @@ def test_a_digits_own_loop_is_no_frame() -> None:
     assert len(erased) == len(loops) > 1000 and sum(erased) == 0
 
 
+@pytest.mark.parametrize(("index", "text"), [(159, "1117"), (395, "3066")])
+def test_a_printed_line_at_the_frame_is_cut_off_the_digits_it_touches(
+    rec: Recognizer, sample: dict[str, np.ndarray], index: int, text: str
+) -> None:
+    """Generated cheque amounts (seed 13900, the test's MNIST sample as the hand) whose digits
+    touch the field's printed line or box at the photo's frame: "1117", standing on a line
+    that runs along the whole bottom, was one piece with it and read "412"; "3066", touching
+    the box's sides, went with them as the table's edge and read "066"."""
+    hand = Digits.mnist(sample["x_test"], sample["y_test"], "sample")
+    data, truth = make_photo(np.random.default_rng([13900, KINDS.index("amount"), index]), hand,
+                             "amount")
+    assert truth.text == text and rec.recognize(data).text == text
+
+
+@pytest.mark.parametrize("index", [27, 93, 118])
+def test_the_table_beyond_a_blank_sheet_is_left_out_whole(rec: Recognizer, index: int) -> None:
+    """Generated blank photos (seed 13900) with the table or a shadow along a side: such a
+    strip is too thick to be a printed line, so it is not cut (what was left of it beyond the
+    cut was read as a "1"), and it goes whole as the table's edge."""
+    data, _ = make_photo(np.random.default_rng([13900, KINDS.index("blank"), index]), None,
+                         "blank")
+    assert rec.recognize(data).status == "no_digit"
+
+
 def test_the_line_readers_decoding() -> None:
     """Greedy CTC on made-up column logits: repeats collapse, "none" parts two equal digits,
     each digit has its columns and alternatives; the forward algorithm scores the greedy text
