@@ -97,7 +97,8 @@ EDGE_SHARE, EDGE_DEPTH = 0.5, 1 / 3
 # along the side more than MAX_GROUP_ASPECT times as far as it reaches in (no digit is that
 # wide: a tight crop's 7 keeps its bar); a blob reaching less far, only when its strip is
 # thinner than the smallest digit: printed lines are 2-5 px, the table beyond the sheet 11-95
-# px, whose ragged remains were read as 1s (dev seeds 7500/7700: blank -3/-3.5 points).
+# px, whose ragged remains were read as 1s when cut (dev seeds 7500/7700: blank -3/-3.5
+# points). As it is, the rows' sums +4/+1 (amounts +2/0, circled digits +2/+0.5), none lower.
 # A frame drawn round writing (a circled answer, a box on a form, a cheque's amount box) is no
 # unit of its line: a piece whose box holds a digit-sized piece (at least MARK_SIZE of its
 # height) with a gap of FRAME_GAP × its height all round, and that is hollow (at most HOLLOW of
