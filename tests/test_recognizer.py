@@ -955,6 +955,19 @@ def test_a_printed_line_at_the_frame_is_cut_off_the_digits_it_touches(
     assert truth.text == text and rec.recognize(data).text == text
 
 
+@pytest.mark.parametrize(("index", "text"), [(58, "1187"), (71, "1314"), (128, "1130")])
+def test_a_digits_stem_in_a_wide_strip_is_no_rule(
+    rec: Recognizer, sample: dict[str, np.ndarray], index: int, text: str
+) -> None:
+    """Generated cheque amounts (seed 13900, the test's MNIST sample as the hand) with no
+    printed line: the slanted 1s, a third of the strip's height, were taken for rules (9.75 to
+    12.75 degrees), and subtracted: they read "87", "314" and "130"."""
+    hand = Digits.mnist(sample["x_test"], sample["y_test"], "sample")
+    data, truth = make_photo(np.random.default_rng([13900, KINDS.index("amount"), index]), hand,
+                             "amount")
+    assert truth.text == text and rec.recognize(data).text == text
+
+
 @pytest.mark.parametrize("index", [27, 93, 118])
 def test_the_table_beyond_a_blank_sheet_is_left_out_whole(rec: Recognizer, index: int) -> None:
     """Generated blank photos (seed 13900) with the table or a shadow along a side: such a
