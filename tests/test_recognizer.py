@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -21,7 +22,7 @@ import pytest
 from PIL import Image
 
 from model.data import load_kensanata
-from model.photos import KINDS, Digits, make_photo, photo_set
+from model.photos import KINDS, Digits, Truth, make_photo, photo_set
 from model.preprocess import INK_FLOOR, MAX_SPAN, ImageError, Piece, _runs, decode, ink_map
 from model.recognize import (
     BLANK,
@@ -849,15 +850,22 @@ def sample() -> dict[str, np.ndarray]:
         return {k: data[k] for k in data.files}
 
 
+def sample_photo(sample: dict[str, np.ndarray], seed: int, kind: str, index: int,
+                 **options: Any) -> tuple[bytes, Truth]:
+    """A generated photo of `kind` written with the test's MNIST sample, as the bench's rows
+    draw them: the same (seed, kind, index) always gives the same photo."""
+    hand = Digits.mnist(sample["x_test"], sample["y_test"], "sample")
+    return make_photo(np.random.default_rng([seed, KINDS.index(kind), index]), hand, kind,
+                      **options)
+
+
 @pytest.mark.parametrize(("index", "text"), [(31, "57998"), (300, "21")])
 def test_a_stroke_cut_by_the_frame_beside_the_writing_is_no_line(
     rec: Recognizer, sample: dict[str, np.ndarray], index: int, text: str
 ) -> None:
     """Numbers on ruled and squared paper whose sheet's or table's edge, cut by the photo's
     frame, was read as one more line, a "1" ("57998\n1", "1\n21"): now the number alone."""
-    hand = Digits.mnist(sample["x_test"], sample["y_test"], "sample")
-    data, truth = make_photo(np.random.default_rng([13600, KINDS.index("number"), index]), hand,
-                             "number")
+    data, truth = sample_photo(sample, 13600, "number", index)
     assert truth.text == text and rec.recognize(data).text == text
 
 
@@ -898,9 +906,7 @@ def test_a_digit_beside_a_shadow_at_the_frame_is_read(
     """Generated photos (seed 13700, the test's MNIST sample as the hand) whose digit near a
     shadow or the table at the photo's frame was read as nothing: the shadow became ink,
     joined the digit and was left out with it as the table's edge."""
-    hand = Digits.mnist(sample["x_test"], sample["y_test"], "sample")
-    data, truth = make_photo(np.random.default_rng([13700, KINDS.index("digit"), index]), hand,
-                             "digit")
+    data, truth = sample_photo(sample, 13700, "digit", index)
     assert truth.text == text and rec.recognize(data).text == text
 
 
@@ -911,9 +917,7 @@ def test_a_number_touched_by_the_frame_drawn_round_it_is_read(
     """Generated photos (seed 13800, the test's MNIST sample as the hand) of a box or a circle
     drawn round a number and touching it: frame and digits were one piece, read as a mark (or
     all but the digit that touched). The frame's ring is erased and the number read."""
-    hand = Digits.mnist(sample["x_test"], sample["y_test"], "sample")
-    data, truth = make_photo(np.random.default_rng([13800, KINDS.index("number"), index]), hand,
-                             "number", frame=True, screen=False)
+    data, truth = sample_photo(sample, 13800, "number", index, frame=True, screen=False)
     assert truth.text == text and rec.recognize(data).text == text
 
 
@@ -949,9 +953,7 @@ def test_a_printed_line_at_the_frame_is_cut_off_the_digits_it_touches(
     touch the field's printed line or box at the photo's frame: "1117", standing on a line
     that runs along the whole bottom, was one piece with it and read "412"; "3066", touching
     the box's sides, went with them as the table's edge and read "066"."""
-    hand = Digits.mnist(sample["x_test"], sample["y_test"], "sample")
-    data, truth = make_photo(np.random.default_rng([13900, KINDS.index("amount"), index]), hand,
-                             "amount")
+    data, truth = sample_photo(sample, 13900, "amount", index)
     assert truth.text == text and rec.recognize(data).text == text
 
 
@@ -962,9 +964,7 @@ def test_a_digits_stem_in_a_wide_strip_is_no_rule(
     """Generated cheque amounts (seed 13900, the test's MNIST sample as the hand) with no
     printed line: the slanted 1s, a third of the strip's height, were taken for rules (9.75 to
     12.75 degrees), and subtracted: they read "87", "314" and "130"."""
-    hand = Digits.mnist(sample["x_test"], sample["y_test"], "sample")
-    data, truth = make_photo(np.random.default_rng([13900, KINDS.index("amount"), index]), hand,
-                             "amount")
+    data, truth = sample_photo(sample, 13900, "amount", index)
     assert truth.text == text and rec.recognize(data).text == text
 
 
