@@ -86,6 +86,7 @@ HYSTERESIS, WEAK_FLOOR = 0.5, 30
 # INK_FLOOR.
 RULE_INK = 28
 RULE_SPREAD = np.radians(15)  # rules are sought within this angle of horizontal or vertical
+CLOSE_UP_SPAN = 0.75  # a close-up's thick rule runs this share of the photo (see rule_angle)
 # Below these a piece of ink is a speck, not worth a model call: a digit narrower than 8 px at
 # working resolution has nothing left of its shape once it is scaled into 20×20.
 MIN_PIECE_AREA = 4
@@ -481,6 +482,12 @@ def _lookup(table: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.take(table, labels)
 
 
+def rule_thickness(h: int, w: int) -> int:
+    """The thickest paper rule (px, odd) in a working image of h × w: a close-up's rules are
+    thick, too."""
+    return max(5, min(h, w) // 40) | 1
+
+
 def rule_angle(ink: np.ndarray) -> float | None:
     """The angle (degrees) of ruled or squared paper lines, or None when there are none.
 
@@ -491,22 +498,36 @@ def rule_angle(ink: np.ndarray) -> float | None:
     spans a third of the height, and slanted 1s were taken for rules, the strip levelled by
     their slant and the 1s subtracted.
 
-    A close-up's rules are thicker than 5 px at half size and go unseen, but a larger opening
-    lets a box drawn by hand round the writing vote: the photo was levelled by the box's tilt
-    and its sides subtracted (dev seeds 7500/7700 at 7 px: circled numbers -2.0/0 points, the
-    rows' sums -0.5/+1.0; at 9 px amounts -3.5/+0.5, their stems voting).
+    Where none is found, a close-up's rules are sought: as thick as suppress_rules takes them
+    (7 px at half size for a 4:3 photo), and running CLOSE_UP_SPAN of the photo's width or
+    height, as a rule runs from side to side. With the thicker opening alone a box drawn by
+    hand round the writing voted, the photo was levelled by the box's tilt and its sides
+    subtracted (dev seeds 7500/7700: circled numbers -2.0/0 points, the rows' sums -0.5/+1.0;
+    at 9 px amounts -3.5/+0.5, their digits' stems voting); with the span, +2.0/+2.0, no row
+    lower (a 5 standing on a thick rule had been left out with it).
     """
     h, w = ink.shape
     small = shrink(ink, 2)
     mask = cv2.threshold(small, RULE_INK, 255, cv2.THRESH_BINARY)[1]
-    thin = cv2.subtract(mask, cv2.morphologyEx(mask, cv2.MORPH_OPEN, _ELLIPSE5))
-    angles = []
-    for centre in (np.pi / 2, 0.0):  # horizontal, vertical rules
-        found = cv2.HoughLines(thin, 1, np.pi / 360, max(w, h) // 2 // 3,
+    angles = _rule_angles(mask, _ELLIPSE5, (max(w, h) // 2 // 3,) * 2)
+    if not angles:  # a close-up's rules are thicker, and run across the whole photo
+        size = max(5, rule_thickness(h, w) // 2 | 1)
+        disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+        angles = _rule_angles(mask, disc, (int(CLOSE_UP_SPAN * w / 2), int(CLOSE_UP_SPAN * h / 2)))
+    return float(np.median(angles)) if angles else None
+
+
+def _rule_angles(mask: np.ndarray, disc: np.ndarray, votes: tuple[int, int]) -> list[float]:
+    """The angles of up to 8 horizontal and 8 vertical lines in what an opening by `disc`
+    removes from a half-size mask, each with at least `votes` (horizontal, vertical) pixels."""
+    thin = cv2.subtract(mask, cv2.morphologyEx(mask, cv2.MORPH_OPEN, disc))
+    angles: list[float] = []
+    for centre, least in zip((np.pi / 2, 0.0), votes, strict=True):
+        found = cv2.HoughLines(thin, 1, np.pi / 360, least,
                                min_theta=centre - RULE_SPREAD, max_theta=centre + RULE_SPREAD)
         if found is not None:
             angles.extend(np.degrees(found.reshape(-1, 2)[:8, 1] - centre))
-    return float(np.median(angles)) if angles else None
+    return angles
 
 
 def deskew(image: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
@@ -532,7 +553,7 @@ def suppress_rules(ink: np.ndarray) -> np.ndarray:
     its ink, and a closing across the rule mends strokes that crossed it (ink on both sides).
     """
     h, w = ink.shape
-    thick = max(5, min(h, w) // 40) | 1  # rules of a close-up photo are thick, too
+    thick = rule_thickness(h, w)
     out = ink
     for axis in (1, 0):  # horizontal rules (along rows), then vertical ones
         long_k = max(15, (w if axis else h) // 16)
