@@ -511,7 +511,7 @@ def rule_angle(ink: np.ndarray) -> float | None:
     mask = cv2.threshold(small, RULE_INK, 255, cv2.THRESH_BINARY)[1]
     angles = _rule_angles(mask, _ELLIPSE5, (max(w, h) // 2 // 3,) * 2)
     if not angles:  # a close-up's rules are thicker, and run across the whole photo
-        size = max(5, rule_thickness(h, w) // 2 | 1)
+        size = max(5, (rule_thickness(h, w) // 2) | 1)  # odd, at half size
         disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
         angles = _rule_angles(mask, disc, (int(CLOSE_UP_SPAN * w / 2), int(CLOSE_UP_SPAN * h / 2)))
     return float(np.median(angles)) if angles else None
