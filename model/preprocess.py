@@ -1008,10 +1008,14 @@ def mnist_crop(ink: np.ndarray, region: np.ndarray, level: int) -> np.ndarray | 
     f = MNIST_BOX / max(bh, bw)
     small = cv2.resize(binary.astype(np.float32), (max(1, round(bw * f)), max(1, round(bh * f))),
                        interpolation=cv2.INTER_AREA)
-    m = cv2.moments(small)
-    if m["m00"] <= 0:
+    # the centre of mass from the row and column sums, not cv2.moments: OpenCV takes an N×2
+    # float array for N points of a contour, so a crop 2 px wide (a thin pen's 1) had no
+    # mass and was lost
+    rows, cols = small.sum(axis=1, dtype=np.float64), small.sum(axis=0, dtype=np.float64)
+    total = float(rows.sum())
+    if total <= 0:
         return None
-    cx, cy = m["m10"] / m["m00"], m["m01"] / m["m00"]
+    cx, cy = float(cols @ np.arange(cols.size)) / total, float(rows @ np.arange(rows.size)) / total
     shift = np.array([[1, 0, 14 - cx], [0, 1, 14 - cy]], np.float32)
     out = cv2.warpAffine(small, shift, (28, 28), flags=cv2.INTER_LINEAR,
                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
