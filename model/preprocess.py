@@ -1009,8 +1009,8 @@ def mnist_crop(ink: np.ndarray, region: np.ndarray, level: int) -> np.ndarray | 
     small = cv2.resize(binary.astype(np.float32), (max(1, round(bw * f)), max(1, round(bh * f))),
                        interpolation=cv2.INTER_AREA)
     # the centre of mass from the row and column sums, not cv2.moments: OpenCV takes an N×2
-    # float array for N points of a contour, so a crop 2 px wide (a thin pen's 1) had no
-    # mass and was lost
+    # float array for the N points of a contour, so a crop 2 px wide (a narrow 1) was measured
+    # as a polygon, and lost or centred in a corner
     rows, cols = small.sum(axis=1, dtype=np.float64), small.sum(axis=0, dtype=np.float64)
     total = float(rows.sum())
     if total <= 0:
