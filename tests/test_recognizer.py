@@ -272,7 +272,7 @@ def test_a_stroke_two_pixels_wide_in_its_crop_keeps_its_mass() -> None:
 
 def test_narrow_1s_are_read(rec: Recognizer, digits: dict) -> None:
     """MNIST's 1s squeezed to 0.4-0.8 of their width, on paper and on a dark screen: the
-    narrowest came out 2 px wide in the crop and were lost (the release read 111 of these 126;
+    narrowest came out 2 px wide in the crop and were lost (111 of these 126 read before the fix;
     see the test above)."""
     rng = np.random.default_rng(RNG_SEED)
     right = n = 0
