@@ -1,0 +1,120 @@
+"""The recognizer against a plain classic pipeline that uses the same model.
+
+    python -m bench.baseline_bench [--seed S] [--n N] [--model PATH] [--writers test|val]
+
+The plain pipeline is the textbook one, with no threshold tuned on anything: light ink on a
+dark ground inverted (by the median), the light flattened
+(divide by a morphological closing), Otsu, 8-connected components (those at least a tenth of
+the largest kept), their box fitted into 20×20, centred by mass in 28×28; the model's likeliest
+digit. It reads one digit an image and never says "no digit", so it is measured only where
+there is one digit to read: the writers' scanned cells, single digits in photos, tight crops,
+hairline pens. Where the recognizer's steps do not beat it, they do not pay for themselves.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import cv2
+import numpy as np
+
+from bench.recognizer_bench import SEED, pct
+from model.data import load_kensanata
+from model.photos import Digits, load_test_digits, photo_set
+from model.recognize import Recognizer
+
+WORK_SIDE = 640  # the longest side the plain pipeline works at, as the recognizer does
+KEEP_SHARE = 0.1  # a component is kept when at least this share of the largest one's area
+
+ROWS: list[tuple[str, str, str, dict[str, Any]]] = [  # label, kind, hand, options
+    ("single digits (MNIST test)", "digit", "mnist", {}),
+    ("single digits (held-out writers)", "digit", "writers", {}),
+    ("digits cut tight to their ink (MNIST test)", "crop", "mnist", {}),
+    ("digits cut tight to their ink (writers)", "crop", "writers", {}),
+    ("hairline pen", "digit", "writers", {"pen": "hairline"}),
+]
+
+
+def plain_crop(data: bytes) -> np.ndarray | None:
+    """Image bytes → a 28×28 MNIST-like crop (white ink on black), or None: no ink found."""
+    grey = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+    if grey is None:
+        return None
+    if np.median(grey) < 128:  # light ink on a dark ground (a screen, a dataset's image)
+        grey = 255 - grey
+    scale = WORK_SIDE / max(grey.shape)
+    if scale < 1:
+        grey = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    size = max(15, max(grey.shape) // 8) | 1  # wider than any stroke: the closing is paper
+    paper = cv2.morphologyEx(grey, cv2.MORPH_CLOSE,
+                             cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)))
+    ink = 255 - cv2.divide(grey, paper, scale=255)
+    level, mask = cv2.threshold(ink, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if n <= 1:
+        return None
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    kept = np.isin(labels, 1 + np.flatnonzero(areas >= KEEP_SHARE * areas.max()))
+    ys, xs = np.nonzero(kept)
+    box = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+    digit = np.where(kept[box], ink[box].astype(np.float32) - level, 0).clip(0)
+    h, w = digit.shape
+    f = 20 / max(h, w)
+    small = cv2.resize(digit, (max(1, round(w * f)), max(1, round(h * f))),
+                       interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
+    rows, cols = small.sum(axis=1, dtype=np.float64), small.sum(axis=0, dtype=np.float64)
+    if rows.sum() <= 0:
+        return None
+    cy, cx = rows @ np.arange(rows.size) / rows.sum(), cols @ np.arange(cols.size) / cols.sum()
+    out = cv2.warpAffine(small, np.float32([[1, 0, 14 - cx], [0, 1, 14 - cy]]), (28, 28))
+    return np.clip(out * (255 / out.max()), 0, 255).astype(np.uint8)
+
+
+def compare(rec: Recognizer, images: list[bytes], labels: list[int]) -> tuple[int, int]:
+    """(the recognizer right, the plain pipeline right) over one digit an image."""
+    ours = sum(rec.recognize(data).text == str(y) for data, y in zip(images, labels, strict=True))
+    crops = [plain_crop(data) for data in images]
+    found = [k for k, c in enumerate(crops) if c is not None]
+    if not found:
+        return ours, 0
+    digits = rec.classify(np.stack([crops[k] for k in found]))[:, :10].argmax(1)
+    plain = sum(int(d == labels[k]) for d, k in zip(digits, found, strict=True))
+    return ours, plain
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--n", type=int, default=500, help="photos per row")
+    parser.add_argument("--model", help="model dir, .tflite or .keras (default model/release)")
+    parser.add_argument("--writers", choices=("test", "val"), default="test",
+                        help="the held-out writers (the figures to quote) or, for development, "
+                             "the validation writers")
+    args = parser.parse_args()
+    rec = Recognizer(args.model)
+    cells = load_kensanata(args.writers)
+    hands = {
+        "mnist": Digits.mnist(*load_test_digits(), "mnist-test"),
+        "writers": Digits.scans(
+            [cv2.imdecode(np.frombuffer(f.read_bytes(), np.uint8), cv2.IMREAD_COLOR)
+             for f in cells.files], cells.labels, f"kensanata-{args.writers}"),
+    }
+    whose = "held-out" if args.writers == "test" else "validation"
+    results = [(f"real scans, {whose} writers (every cell)", len(cells.files),
+                *compare(rec, [f.read_bytes() for f in cells.files], list(cells.labels)))]
+    for k, (label, kind, hand, options) in enumerate(ROWS):
+        photos = photo_set(args.n, kind, args.seed + 500 + 1000 * k, digits=hands[hand],
+                           **options)
+        results.append((label.replace("held-out", whose), len(photos),
+                        *compare(rec, [d for d, _ in photos], [int(t.text) for _, t in photos])))
+    print(f"\n$ python -m bench.baseline_bench --seed {args.seed} --n {args.n}"
+          f"{' --writers val' if args.writers == 'val' else ''}")
+    print(f"| {'one digit a photo':<50} | {'n':>5} | {'recognizer':>10} | {'plain':>7} |")
+    print(f"|{'-' * 52}|{'-' * 7}|{'-' * 12}|{'-' * 9}|")
+    for label, n, ours, plain in results:
+        print(f"| {label:<50} | {n:>5} | {pct(ours, n):>10} | {pct(plain, n):>7} |")
+
+
+if __name__ == "__main__":
+    main()
