@@ -14,6 +14,7 @@ hairline pens. Where the recognizer's steps do not beat it, they do not pay for 
 from __future__ import annotations
 
 import argparse
+from collections import defaultdict
 from typing import Any
 
 import cv2
@@ -71,16 +72,26 @@ def plain_crop(data: bytes) -> np.ndarray | None:
     return np.clip(out * (255 / out.max()), 0, 255).astype(np.uint8)
 
 
-def compare(rec: Recognizer, images: list[bytes], labels: list[int]) -> tuple[int, int]:
-    """(the recognizer right, the plain pipeline right) over one digit an image."""
-    ours = sum(rec.recognize(data).text == str(y) for data, y in zip(images, labels, strict=True))
+def compare(rec: Recognizer, images: list[bytes], labels: list[int]) -> np.ndarray:
+    """(n, 2) bools: for each image of one digit, whether the recognizer and whether the plain
+    pipeline read it right."""
+    ours = [rec.recognize(data).text == str(y) for data, y in zip(images, labels, strict=True)]
     crops = [plain_crop(data) for data in images]
     found = [k for k, c in enumerate(crops) if c is not None]
-    if not found:
-        return ours, 0
-    digits = rec.classify(np.stack([crops[k] for k in found]))[:, :10].argmax(1)
-    plain = sum(int(d == labels[k]) for d, k in zip(digits, found, strict=True))
-    return ours, plain
+    plain = np.zeros(len(images), bool)
+    if found:
+        digits = rec.classify(np.stack([crops[k] for k in found]))[:, :10].argmax(1)
+        plain[found] = digits == np.asarray(labels)[found]
+    return np.column_stack([ours, plain])
+
+
+def table(title: str, results: list[tuple[str, np.ndarray]]) -> None:
+    print(f"| {title:<50} | {'n':>5} | {'recognizer':>10} | {'plain':>7} |")
+    print(f"|{'-' * 52}|{'-' * 7}|{'-' * 12}|{'-' * 9}|")
+    for label, right in results:
+        n = len(right)
+        print(f"| {label:<50} | {n:>5} | {pct(int(right[:, 0].sum()), n):>10} | "
+              f"{pct(int(right[:, 1].sum()), n):>7} |")
 
 
 def main() -> None:
@@ -101,19 +112,21 @@ def main() -> None:
              for f in cells.files], cells.labels, f"kensanata-{args.writers}"),
     }
     whose = "held-out" if args.writers == "test" else "validation"
-    results = [(f"real scans, {whose} writers (every cell)", len(cells.files),
-                *compare(rec, [f.read_bytes() for f in cells.files], list(cells.labels)))]
+    results = [(f"real scans, {whose} writers (every cell)",
+                compare(rec, [f.read_bytes() for f in cells.files], list(cells.labels)))]
+    by_paper: dict[str, list[np.ndarray]] = defaultdict(list)
     for k, (label, kind, hand, options) in enumerate(ROWS):
         photos = photo_set(args.n, kind, args.seed + 500 + 1000 * k, digits=hands[hand],
                            **options)
-        results.append((label.replace("held-out", whose), len(photos),
-                        *compare(rec, [d for d, _ in photos], [int(t.text) for _, t in photos])))
+        right = compare(rec, [d for d, _ in photos], [int(t.text) for _, t in photos])
+        results.append((label.replace("held-out", whose), right))
+        for (_, truth), r in zip(photos, right, strict=True):
+            by_paper[truth.style].append(r)
     print(f"\n$ python -m bench.baseline_bench --seed {args.seed} --n {args.n}"
           f"{' --writers val' if args.writers == 'val' else ''}")
-    print(f"| {'one digit a photo':<50} | {'n':>5} | {'recognizer':>10} | {'plain':>7} |")
-    print(f"|{'-' * 52}|{'-' * 7}|{'-' * 12}|{'-' * 9}|")
-    for label, n, ours, plain in results:
-        print(f"| {label:<50} | {n:>5} | {pct(ours, n):>10} | {pct(plain, n):>7} |")
+    table("one digit a photo", results)
+    print()  # the photos of every row above by what the digit is written on
+    table("the same photos by paper", [(k, np.array(v)) for k, v in sorted(by_paper.items())])
 
 
 if __name__ == "__main__":
