@@ -20,9 +20,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from bench.recognizer_bench import SEED, pct
+from bench.recognizer_bench import SEED, load_hands, pct
 from model.data import load_kensanata
-from model.photos import Digits, load_test_digits, photo_set
+from model.photos import photo_set
 from model.recognize import Recognizer
 
 WORK_SIDE = 640  # the longest side the plain pipeline works at, as the recognizer does
@@ -105,12 +105,7 @@ def main() -> None:
     args = parser.parse_args()
     rec = Recognizer(args.model)
     cells = load_kensanata(args.writers)
-    hands = {
-        "mnist": Digits.mnist(*load_test_digits(), "mnist-test"),
-        "writers": Digits.scans(
-            [cv2.imdecode(np.frombuffer(f.read_bytes(), np.uint8), cv2.IMREAD_COLOR)
-             for f in cells.files], cells.labels, f"kensanata-{args.writers}"),
-    }
+    hands = load_hands(cells, args.writers)
     whose = "held-out" if args.writers == "test" else "validation"
     results = [(f"real scans, {whose} writers (every cell)",
                 compare(rec, [f.read_bytes() for f in cells.files], list(cells.labels)))]

@@ -35,7 +35,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from model.data import load_kensanata
+from model.data import Cells, load_kensanata
 from model.dataset import MARK, PART, cell_examples
 from model.photos import Digits, Truth, load_test_digits, photo_set
 from model.recognize import Recognizer, Result
@@ -207,6 +207,17 @@ def writer_crops(rec: Recognizer, split: str = "test") -> Counter:
                    part=int(np.sum(read_as == PART)), mark=int(np.sum(read_as == MARK)))
 
 
+def load_hands(held: Cells, split: str, mnist: str | None = None) -> dict[str, Digits]:
+    """The hands the photos are written in: MNIST's test split and the writers' cells."""
+    x_test, y_test = load_test_digits(mnist)
+    return {
+        "mnist": Digits.mnist(x_test, y_test, "mnist-test"),
+        "writers": Digits.scans(
+            [cv2.imdecode(np.frombuffer(f.read_bytes(), np.uint8), cv2.IMREAD_COLOR)
+             for f in held.files], held.labels, f"kensanata-{split}"),
+    }
+
+
 def speed(rec: Recognizer, photos: list) -> dict:
     for data, _ in photos[:WARMUP]:
         rec.recognize(data)
@@ -258,14 +269,8 @@ def main() -> None:
         failures.mkdir(parents=True, exist_ok=True)
 
     rec = Recognizer(args.model)
-    x_test, y_test = load_test_digits(args.mnist)
     held = load_kensanata(args.writers)
-    hands = {
-        "mnist": Digits.mnist(x_test, y_test, "mnist-test"),
-        "writers": Digits.scans(
-            [cv2.imdecode(np.frombuffer(f.read_bytes(), np.uint8), cv2.IMREAD_COLOR)
-             for f in held.files], held.labels, f"kensanata-{args.writers}"),
-    }
+    hands = load_hands(held, args.writers, args.mnist)
     whose = "held-out" if args.writers == "test" else "validation"
     print(f"model: {rec.model_path}   seed: {args.seed}   {whose} writers: "
           f"{', '.join(sorted(set(held.writers)))}", flush=True)
