@@ -7,8 +7,9 @@ dark ground inverted (by the median), the light flattened
 (divide by a morphological closing), Otsu, 8-connected components (those at least a tenth of
 the largest kept), their box fitted into 20×20, centred by mass in 28×28; the model's likeliest
 digit. It reads one digit an image and never says "no digit", so it is measured only where
-there is one digit to read: the writers' scanned cells, single digits in photos, tight crops,
-hairline pens. Where the recognizer's steps do not beat it, they do not pay for themselves.
+there is one digit to read: the writers' scanned cells (also with a form's printed border
+drawn in), single digits in photos, tight crops, hairline pens. Where the recognizer's steps
+do not beat it, they do not pay for themselves.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 
 from bench.recognizer_bench import SEED, load_hands, pct
 from model.data import load_kensanata
-from model.photos import photo_set
+from model.photos import form_border, photo_set
 from model.recognize import Recognizer
 
 WORK_SIDE = 640  # the longest side the plain pipeline works at, as the recognizer does
@@ -107,8 +108,14 @@ def main() -> None:
     cells = load_kensanata(args.writers)
     hands = load_hands(cells, args.writers)
     whose = "held-out" if args.writers == "test" else "validation"
+    scans = [cv2.imdecode(np.fromfile(f, np.uint8), cv2.IMREAD_COLOR) for f in cells.files]
+    border = np.random.default_rng(args.seed)  # the same borders as recognizer_bench draws
+    bordered = [cv2.imencode(".png", form_border(border, scan)[0])[1].tobytes()
+                for scan in scans]
     results = [(f"real scans, {whose} writers (every cell)",
-                compare(rec, [f.read_bytes() for f in cells.files], list(cells.labels)))]
+                compare(rec, [f.read_bytes() for f in cells.files], list(cells.labels))),
+               ("the same cells with a form's printed border",
+                compare(rec, bordered, list(cells.labels)))]
     by_paper: dict[str, list[np.ndarray]] = defaultdict(list)
     for k, (label, kind, hand, options) in enumerate(ROWS):
         photos = photo_set(args.n, kind, args.seed + 500 + 1000 * k, digits=hands[hand],

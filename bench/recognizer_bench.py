@@ -6,7 +6,8 @@
 Every row is measured on what the model and the recognizer never saw while being trained or
 tuned:
 - real handwriting: kensanata's TEST writers, held out as whole writers (model/data.py), each
-  cell as scanned (a PNG of about 90 px, the digit often touching its edge);
+  cell as scanned (a PNG of about 90 px, the digit often touching its edge), and each again
+  as a form's cell is cut from its scan, with some of its printed border (model/photos.py);
 - photos from the generator (model/photos.py) at seed S, which development never used (the
   README's figures are seed 2718; training uses its own seeds), with MNIST's *test* split and
   the held-out writers as the hands;
@@ -37,7 +38,7 @@ import numpy as np
 
 from model.data import Cells, load_kensanata
 from model.dataset import MARK, PART, cell_examples
-from model.photos import Digits, Truth, load_test_digits, photo_set
+from model.photos import Digits, Truth, form_border, load_test_digits, photo_set
 from model.recognize import Recognizer, Result
 
 SPEED_SIZE = (1280, 960)
@@ -180,18 +181,24 @@ def save_failure(folder: Path, name: str, data: bytes, truth_text: str, res: Res
     (folder / f"{safe}.{ext}").write_bytes(data)
 
 
-def writer_cells(rec: Recognizer, failures: Path | None, split: str = "test") -> Tally:
-    """Every cell of the held-out (or, for development, the validation) writers, as scanned."""
+def writer_cells(rec: Recognizer, failures: Path | None, split: str = "test",
+                 border: np.random.Generator | None = None) -> Tally:
+    """Every cell of the held-out (or, for development, the validation) writers, as scanned;
+    with `border`, each with some of a form's printed border drawn at its edge (form_border)."""
     cells = load_kensanata(split)
     total = Tally()
     for path, label, writer in zip(cells.files, cells.labels, cells.writers, strict=True):
-        data = path.read_bytes()
+        data, facets = path.read_bytes(), [("writer", writer), ("digit", str(label))]
+        if border is not None:
+            cell, which = form_border(border, cv2.imdecode(np.frombuffer(data, np.uint8),
+                                                           cv2.IMREAD_COLOR))
+            data, facets = cv2.imencode(".png", cell)[1].tobytes(), [*facets, ("border", which)]
         res = read(rec, data)
         ok = right(False, str(label), res)
-        total.add(ok, res, str(label), [("writer", writer), ("digit", str(label))])
+        total.add(ok, res, str(label), facets)
         if failures and not ok:
-            save_failure(failures, f"writers_{writer}_{path.parent.name}_{path.stem}", data,
-                         str(label), res)
+            save_failure(failures, f"{'bordered' if border else 'writers'}_{writer}_"
+                         f"{path.parent.name}_{path.stem}", data, str(label), res)
     return total
 
 
@@ -282,6 +289,10 @@ def main() -> None:
         results.append((f"real scans, {whose} writers (every cell)", total))
         crops = writer_crops(rec, args.writers)
         print(f"  {whose} writers: {total.n} cells read", flush=True)
+    if not args.rows or args.rows in "real handwriting, printed borders":
+        bordered = writer_cells(rec, failures, args.writers, np.random.default_rng(args.seed))
+        results.append(("the same cells with a form's printed border", bordered))
+        print(f"  {whose} writers: {bordered.n} cells with a border read", flush=True)
     for k, row in enumerate(ROWS):
         if args.rows and args.rows not in row.label:
             continue

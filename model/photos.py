@@ -38,6 +38,10 @@ digits=None, **style)`` ``-> list[(bytes, Truth)]``: n photos; photo i depends o
     (seed, kind, i). Digits come from ``digits``, else ``test_digits`` (x_test, y_test), else
     MNIST's test split read from ``mnist_path``.
 
+``form_border(rng, cell) -> (cell, which)``
+    A scanned cell (uint8) with some of a form's printed border drawn in a few pixels from its
+    edge, as a form's cell is cut from its scan; ``which`` is one of ``FORM_BORDERS``.
+
 ``Truth``: ``kind``; ``text`` (the digits of each line left to right, lines joined by "\n":
 "7", "2026", "12\n345", "" for blank); ``boxes`` (x0, y0, x1, y1 per digit, exclusive ends, in
 image pixels, in reading order); ``size`` (width, height); ``fmt`` ("jpeg" | "png"); ``style``
@@ -211,6 +215,35 @@ def scan_ink(cell: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return alpha, np.zeros(alpha.shape, bool)
     area = stats[1:, cv2.CC_STAT_AREA]
     return alpha, np.isin(labels, np.flatnonzero(area >= 0.05 * area.max()) + 1)
+
+
+FORM_BORDERS = ("side", "two sides", "corner", "box", "part")
+
+
+def form_border(rng: np.random.Generator, cell: np.ndarray) -> tuple[np.ndarray, str]:
+    """A scanned cell (uint8, BGR or grey) as a form's cell is cut from its scan: with some of
+    the form's printed border at its edge (one side, two, a corner, the whole box or a piece
+    of a side), 1-3% of the cell thick and 0-5% in from the cut. Returns a copy and which."""
+    out = cell.copy()
+    h, w = out.shape[:2]
+    which = str(rng.choice(FORM_BORDERS))
+    colour = rng.integers(0, 90, 3 if out.ndim == 3 else 1).tolist()
+    thick = max(1, round(rng.uniform(0.01, 0.03) * min(h, w)))
+    sides = {"side": [int(rng.integers(4))], "two sides": list(rng.choice(4, 2, replace=False)),
+             "corner": [int(rng.integers(2)), int(rng.integers(2, 4))], "box": [0, 1, 2, 3],
+             "part": [int(rng.integers(4))]}[which]
+    for side in sides:
+        inset = round(rng.uniform(0, 0.05) * min(h, w)) + thick // 2
+        start, end = (rng.uniform(0, 0.6), 0.0) if which == "part" else (0.0, 1.0)
+        end = end or start + rng.uniform(0.2, 0.4)
+        x = (inset, w - 1 - inset)[side % 2]  # sides 0, 1: left, right; 2, 3: top, bottom
+        y = (inset, h - 1 - inset)[side % 2]
+        if side < 2:
+            ends = (x, round(start * h)), (x, round(end * h))
+        else:
+            ends = (round(start * w), y), (round(end * w), y)
+        cv2.line(out, *ends, colour, thick)
+    return out, which
 
 
 # --- glyphs: alpha masks (float32, 1 = full ink) cropped to the ink ---------------------------
