@@ -103,7 +103,7 @@ EDGE_SHARE, EDGE_DEPTH = 0.5, 1 / 3
 # crop's 6 and the last 3 of an amount for strips; no digit runs along nearly all of it.) A
 # blob that does so along two sides that meet is a printed frame's corner or its box: its
 # strips are cut whatever their depth, where no thicker than PRINTED_LINE of the side (the
-# cells' borders below: 0.005-0.055; a tight crop's 7 whose stem runs down the side: 0.15).
+# borders drawn into cells: 0.005-0.055; a tight crop's 7 whose stem runs down its side: 0.15).
 # The validation writers' cells with a border drawn in (bench: `form_border`) 73.1% → 93.7%;
 # development seeds' rows' sums 0.0 / +0.5 points.
 FRAME_BAND, FRAME_SIDE, PRINTED_LINE = 0.1, 0.9, 0.08
@@ -730,9 +730,13 @@ def _edges(labels: np.ndarray, inked: np.ndarray, stats: np.ndarray, n: int,
     inward = frame.mean(axis=0) - (frame + ends) / 2
     inward /= np.hypot(*inward.T)[:, None]  # each side's unit step into the photo
     first = 2 if frame[0, 1] != frame[1, 1] else 0  # deskewed: the top side is no pixel row
-    at = pts + first * inward[side] if first else pts
-    xs = np.clip(np.rint(at[:, 0]).astype(int), 0, w - 1)
-    ys = np.clip(np.rint(at[:, 1]).astype(int), 0, h - 1)
+
+    def pixel(at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Points (x, y) → the rows and columns of their nearest pixels in the photo."""
+        return (np.clip(np.rint(at[:, 1]).astype(int), 0, h - 1),
+                np.clip(np.rint(at[:, 0]).astype(int), 0, w - 1))
+
+    ys, xs = pixel(pts + first * inward[side] if first else pts)
     hit = inked[ys, xs]
     along = np.bincount(side[hit] * n + labels[ys[hit], xs[hit]], minlength=4 * n).reshape(4, n)
     # the share of each side a blob runs along within FRAME_BAND of it (a place along the side
@@ -746,9 +750,7 @@ def _edges(labels: np.ndarray, inked: np.ndarray, stats: np.ndarray, n: int,
     if wide.size:
         places = np.flatnonzero(spans.any(axis=1)[side])[::2]
         band = np.arange(first, first + max(1, round(FRAME_BAND * float(across.min()))), 2)
-        at = (pts[places] + band[:, None, None] * inward[side[places]]).reshape(-1, 2)
-        xs = np.clip(np.rint(at[:, 0]).astype(int), 0, w - 1)
-        ys = np.clip(np.rint(at[:, 1]).astype(int), 0, h - 1)
+        ys, xs = pixel((pts[places] + band[:, None, None] * inward[side[places]]).reshape(-1, 2))
         which = np.full(n, -1)
         which[wide] = np.arange(wide.size)
         blob = which[labels[ys, xs]]
