@@ -108,12 +108,13 @@ def main() -> None:
     cells = load_kensanata(args.writers)
     hands = load_hands(cells, args.writers)
     whose = "held-out" if args.writers == "test" else "validation"
-    scans = [cv2.imdecode(np.fromfile(f, np.uint8), cv2.IMREAD_COLOR) for f in cells.files]
+    scanned = [f.read_bytes() for f in cells.files]
+    scans = [cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) for data in scanned]
     border = np.random.default_rng(args.seed)  # the same borders as recognizer_bench draws
     bordered = [cv2.imencode(".png", form_border(border, scan)[0])[1].tobytes()
                 for scan in scans]
     results = [(f"real scans, {whose} writers (every cell)",
-                compare(rec, [f.read_bytes() for f in cells.files], list(cells.labels))),
+                compare(rec, scanned, list(cells.labels))),
                ("the same cells with a form's printed border",
                 compare(rec, bordered, list(cells.labels)))]
     by_paper: dict[str, list[np.ndarray]] = defaultdict(list)
