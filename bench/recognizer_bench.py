@@ -38,7 +38,7 @@ import numpy as np
 
 from model.data import Cells, load_kensanata
 from model.dataset import MARK, PART, cell_examples
-from model.photos import Digits, Truth, form_border, load_test_digits, photo_set
+from model.photos import CURRENCY, Digits, Truth, form_border, load_test_digits, photo_set
 from model.recognize import Recognizer, Result
 
 SPEED_SIZE = (1280, 960)
@@ -88,6 +88,8 @@ ROWS = [
         {"frame": True, "screen": False}),
     Row("numbers circled or boxed by hand", "number", "mnist", 300,
         {"frame": True, "screen": False}),
+    # a price: "$ 25", "€12.500", "1 250 $" (the sign is no digit)
+    Row("amounts with a currency sign", "amount", "writers", 300, {"currency": True}),
 ]
 
 
@@ -120,6 +122,10 @@ def facets(truth: Truth) -> list[tuple[str, str]]:
         out.append(("light", "shadow"))
     if meta.get("table_edge"):
         out.append(("light", "table edge"))
+    signs = [c for c in meta.get("written", "") if c in CURRENCY]
+    if signs:
+        before = meta["written"].startswith(signs[0])
+        out.append(("currency sign", f"{signs[0]} {'before' if before else 'after'}"))
     return out
 
 

@@ -25,13 +25,15 @@ API
     uint8 (N, 28, 28) and int labels from a Keras-layout mnist.npz (path, else $MNIST_PATH, else
     ../shared/data/mnist.npz). ``x_train`` is never read.
 
-``make_photo(rng, digits, kind, *, size=None, screen=None, ink=None, pen=None, touching=0.03)``
+``make_photo(rng, digits, kind, *, size=None, screen=None, ink=None, pen=None, touching=0.03,
+frame=False, currency=False)``
     ``-> (bytes, Truth)``: one photo from a ``numpy.random.Generator``. ``size=(width,
     height)`` forces the frame; ``screen=False`` forbids (``True`` forces) the white-on-black
     screenshot style; ``ink`` forces a colour (one of ``INKS``); ``pen="hairline"`` thins every
     stroke to a fine ballpoint's; ``touching`` is the share of neighbouring digits written
-    touching or overlapping. ``digits`` may be None for ``"blank"``, ``"other"`` and
-    ``"nondigit"``.
+    touching or overlapping; ``frame`` draws a circle or a box round the writing;
+    ``currency`` writes an amount with a currency sign ("$ 25", "1 250 €"). ``digits`` may be
+    None for ``"blank"``, ``"other"`` and ``"nondigit"``.
 
 ``photo_set(n, kind, seed=0, mnist_path=None, *, size=None, screen=None, test_digits=None,
 digits=None, **style)`` ``-> list[(bytes, Truth)]``: n photos; photo i depends only on
@@ -70,7 +72,8 @@ touches the frame), mostly dark on light, PNG or JPEG. ``"lines"`` are 2-3 numbe
 under another (a list, a phone number under another). An ``"amount"`` is a number as written in
 a cheque's amount field: groups of digits with separators ("12.500", "1 000 000", "07-45",
 "1,250.-"), digits often touching, a fine pen, on a security-printed background (fine wavy
-lines, a tint), cut tight around the field, often grey-scale.
+lines, a tint), cut tight around the field, often grey-scale; with ``currency``, a price: a
+``$`` or a ``€`` written before or after it (for the bench: training never draws one).
 """
 
 from __future__ import annotations
@@ -460,9 +463,31 @@ def _hairline(alpha: np.ndarray) -> np.ndarray:
                       interpolation=cv2.INTER_AREA)
 
 
+# A currency sign written beside an amount, as centre lines in a box x 0..0.6, y 0..1 (y down)
+# like PEN_DIGITS: an S with a stroke through it, a C with two bars. (Training never draws these:
+# model/dataset.py has its own.)
+CURRENCY: dict[str, list[list]] = {
+    "$": [_arc(0.3, 0.3, 0.26, 0.2, 340, 90) + _arc(0.3, 0.7, 0.28, 0.2, 270, 520),
+          [(0.32, -0.1), (0.29, 1.1)]],
+    "€": [_arc(0.42, 0.5, 0.38, 0.48, 305, 55), [(0.0, 0.4), (0.5, 0.4)],
+          [(0.0, 0.58), (0.46, 0.58)]],
+}
+
+
 def _separator(rng: np.random.Generator, sep: str, height: float, stroke: float) -> np.ndarray:
-    """A dot, comma or dash as a pen of width `stroke` writes it (ink coverage)."""
+    """A dot, comma, dash or currency sign as a pen of width `stroke` writes it (ink coverage)."""
     s = max(1, round(stroke))
+    if sep in CURRENCY:  # written with more care than a dot: a finer line than the row's pen
+        s = max(1, round(stroke * rng.uniform(0.5, 0.9)))
+        tall = height * rng.uniform(0.8, 1.0)
+        pad = 2 * s + round(0.15 * tall)
+        canvas = np.zeros((round(tall) + 2 * pad, round(0.6 * tall) + 2 * pad), np.uint8)
+        for line in CURRENCY[sep]:
+            pts = np.array([(pad + x * tall + rng.normal(0, 0.02) * tall,
+                             pad + y * tall + rng.normal(0, 0.02) * tall) for x, y in line])
+            cv2.polylines(canvas, [np.round(pts * 4).astype(np.int32)], False, 255, s,
+                          cv2.LINE_AA, shift=2)
+        return _crop(canvas.astype(np.float32) / 255.0)
     size = round(height * 0.6) + 4 * s
     canvas = np.zeros((size, size), np.uint8)
     c = size // 2
@@ -1065,8 +1090,15 @@ def _number_text(rng: np.random.Generator) -> str:
     return str(rng.integers(1, 10)) + "".join(str(d) for d in rng.integers(0, 10, n - 1))
 
 
-def _amount_text(rng: np.random.Generator) -> str:
-    """An amount as people write it: "12.500", "1 000 000", "07-45", "1,250.-", "350"."""
+def _amount_text(rng: np.random.Generator, currency: bool = False) -> str:
+    """An amount as people write it: "12.500", "1 000 000", "07-45", "1,250.-", "350"; with
+    `currency`, a price: "$ 25", "€12.500", "1 250 $"."""
+    if currency:
+        sign = str(rng.choice(list(CURRENCY)))
+        value = _amount_text(rng)
+        if rng.random() < 0.7:
+            return sign + (" " if rng.random() < 0.5 else "") + value
+        return value + " " + sign
     style = int(rng.integers(5))
     if style == 0:  # a plain number of 2-7 digits
         n = int(rng.integers(2, 8))
@@ -1113,13 +1145,17 @@ def make_photo(
     words: tuple[str, ...] = NONDIGIT_WORDS,
     marks: tuple[str, ...] = NONDIGIT_MARKS,
     frame: bool = False,
+    currency: bool = False,
 ) -> tuple[bytes, Truth]:
     """One photo of `kind` and what it shows; handwriting drawn from `digits`. `frame`: the
-    writer drew a circle or a box round the writing (paper photos of digits or numbers)."""
+    writer drew a circle or a box round the writing (paper photos of digits or numbers).
+    `currency`: an amount written with a currency sign before or after it."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
     if frame and (kind not in ("digit", "number") or screen):
         raise ValueError("frame is for paper photos of digits or numbers")
+    if currency and kind != "amount":
+        raise ValueError("currency is for amounts")
     if pen not in (None, "hairline"):
         raise ValueError(f"pen must be None or 'hairline', not {pen!r}")
     if ink is not None and ink not in INKS:
@@ -1136,7 +1172,7 @@ def make_photo(
         return _crop_photo(rng, digits)
     if kind == "amount":
         assert digits is not None
-        return _amount_photo(rng, digits, size, ink, pen, touching)
+        return _amount_photo(rng, digits, size, ink, pen, touching, currency)
     if kind in ("digit", "number", "lines"):
         assert digits is not None
         if kind == "digit":
@@ -1265,9 +1301,10 @@ def _amount_photo(
     ink: str | None,
     pen: str | None,
     touching: float,
+    currency: bool = False,
 ) -> tuple[bytes, Truth]:
     """A cheque's amount field, cut tight: see the module's docstring."""
-    text = _amount_text(rng)
+    text = _amount_text(rng, currency)
     items, sources = _items(rng, text, digits)
     height = float(rng.uniform(28, 90))
     placed, rw, rh = _row(rng, items, height, digits.soft, max(touching, 0.25),
@@ -1332,6 +1369,7 @@ def photo_set(
     touching: float = 0.03,
     marks: tuple[str, ...] = NONDIGIT_MARKS,
     frame: bool = False,
+    currency: bool = False,
 ) -> list[tuple[bytes, Truth]]:
     """n photos of `kind`; photo i depends only on (seed, kind, i) (and the pool of digits)."""
     if kind not in KINDS:
@@ -1343,5 +1381,6 @@ def photo_set(
     for i in range(n):
         rng = np.random.default_rng([seed, KINDS.index(kind), i])
         out.append(make_photo(rng, digits, kind, size=size, screen=screen, ink=ink, pen=pen,
-                              touching=touching, marks=marks, frame=frame))
+                              touching=touching, marks=marks, frame=frame,
+                              currency=currency))
     return out

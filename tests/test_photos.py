@@ -11,11 +11,13 @@ import numpy as np
 import pytest
 
 from model.photos import (
+    CURRENCY,
     INKS,
     KINDS,
     MAX_SIDE,
     Digits,
     _hairline,
+    _separator,
     load_test_digits,
     make_photo,
     photo_set,
@@ -168,6 +170,25 @@ def test_amounts_write_separators_that_are_not_in_the_text(test_digits):
     for _, truth in photos:
         assert truth.text == "".join(ch for ch in truth.meta["written"] if ch.isdigit())
         assert len(truth.boxes) == len(truth.text)
+
+
+def test_a_price_writes_its_currency_sign_as_ink_that_is_no_digit(test_digits):
+    plain = photo_set(12, "amount", seed=3, test_digits=test_digits)
+    priced = photo_set(12, "amount", seed=3, currency=True, test_digits=test_digits)
+    signs = [next(c for c in t.meta["written"] if c in "$€") for _, t in priced]
+    assert set(signs) == {"$", "€"}
+    for _, truth in priced:
+        assert truth.text == "".join(ch for ch in truth.meta["written"] if ch.isdigit())
+        assert len(truth.boxes) == len(truth.text)
+    assert not any(c in "$€" for _, t in plain for c in t.meta["written"])
+    # each sign is drawn about as tall as a digit, narrower than tall
+    for sign in CURRENCY:
+        alpha = _separator(np.random.default_rng(0), sign, 60.0, 6.0)
+        h, w = alpha.shape
+        assert 0.6 * 60 <= h <= 1.4 * 60 and 0.3 * h <= w <= 0.9 * h
+        assert (alpha > 0.5).mean() > 0.05
+    with pytest.raises(ValueError, match="currency"):
+        photo_set(1, "number", seed=3, currency=True, test_digits=test_digits)
 
 
 def test_a_frame_is_drawn_round_the_writing_and_adds_no_digit(test_digits):
