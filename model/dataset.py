@@ -52,6 +52,11 @@ KENSANATA_REPEATS = 3  # real writers are few and precious: each cell counts thi
 MAX_SHARE = {MARK: 0.5, PART: 0.5}  # at most this many MARK/PART crops per digit crop
 NONDIGIT_GLYPHS = 3000
 NONDIGIT_LETTERS = "ACEFHKMNPRUWXYcefkmpwx#@&%+=*"
+# Currency signs are no digit, though a $ looks like a 5 or an 8 to a model never shown one:
+# this share of the drawn letters and symbols, and of the composed lines (before or after the
+# number), is a $ or an €, drawn here (`_sign`), never as the bench's photos draw them.
+SIGNS, SIGN_SHARE = "$€", 0.3
+LINE_SIGNS = 0.1
 CACHE = Path(os.environ.get("DIGITBOT_CACHE", Path.home() / ".cache" / "digitbot"))
 
 
@@ -113,7 +118,12 @@ def make_nondigits(n: int, seed: int) -> np.ndarray:
         canvas = np.zeros((96, 96), np.uint8)
         kind = len(crops) % 4
         width = int(rng.integers(2, 9))
-        if kind == 0:  # a letter or a symbol
+        if kind == 0 and rng.random() < SIGN_SHARE:  # a currency sign
+            sign = (_sign(rng, SIGNS[rng.integers(len(SIGNS))], rng.uniform(50, 76), width)
+                    * 255).astype(np.uint8)
+            h, w = sign.shape
+            canvas[(96 - h) // 2 : (96 - h) // 2 + h, (96 - w) // 2 : (96 - w) // 2 + w] = sign
+        elif kind == 0:  # a letter or a symbol
             char = NONDIGIT_LETTERS[rng.integers(len(NONDIGIT_LETTERS))]
             cv2.putText(canvas, char, (16, 76), fonts[rng.integers(2)], rng.uniform(1.8, 2.6),
                         255, width, cv2.LINE_AA)
@@ -373,6 +383,13 @@ def _line(rng: np.random.Generator, glyphs: np.ndarray,
     elif tail < 0.45:  # "-120"
         items.insert(0, (*_mark(rng, "-", size, pen), 0.0))
         items[1] = (items[1][0], items[1][1], rng.uniform(1, 6))
+    if rng.random() < LINE_SIGNS:  # "$ 120", "120 €"
+        sign = _mark(rng, SIGNS[rng.integers(len(SIGNS))], size, pen)
+        if rng.random() < 0.7:
+            items[0] = (items[0][0], items[0][1], rng.uniform(2, 12))
+            items.insert(0, (*sign, 0.0))
+        else:
+            items.append((*sign, rng.uniform(4, 12)))
     width = sum(g.shape[1] + 16 for g, _, _ in items if g is not None) + 40
     canvas = np.zeros((int(2.2 * size) + 8, width), np.float32)
     base = int(1.6 * size) + 4  # the baseline
@@ -392,8 +409,11 @@ def _line(rng: np.random.Generator, glyphs: np.ndarray,
 
 
 def _mark(rng: np.random.Generator, ch: str, size: float, pen: float) -> tuple[np.ndarray, str]:
-    """A separator's ink and where it sits: "." "," on the baseline, "'" at the top, "-" mid."""
+    """A separator's ink and where it sits: "." "," on the baseline, "'" at the top, "-" mid;
+    a currency sign stands on the baseline as a digit does."""
     t = max(1, round(pen))
+    if ch in SIGNS:
+        return _sign(rng, ch, size * rng.uniform(0.8, 1.05), pen), "digit"
     if ch in ".,":
         ink = np.zeros((int(size * 0.45), max(3, int(size * 0.25))), np.float32)
         c = (ink.shape[1] // 2, int(size * 0.08) + t)
@@ -410,6 +430,30 @@ def _mark(rng: np.random.Generator, ch: str, size: float, pen: float) -> tuple[n
     ink = np.zeros((t + 4, length + 2), np.float32)
     cv2.line(ink, (1, 2 + int(rng.integers(-1, 2))), (length, 2), 1.0, t, cv2.LINE_AA)
     return ink, "mid"
+
+
+def _sign(rng: np.random.Generator, ch: str, height: float, pen: float) -> np.ndarray:
+    """A currency sign's ink (float 0-1, cropped to it), about `height` tall: OpenCV's own $,
+    or an € of an ellipse's arc and two bars (OpenCV's fonts have none)."""
+    t = max(1, round(pen))
+    if ch == "$":
+        font = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_SCRIPT_SIMPLEX)[rng.integers(2)]
+        scale = cv2.getFontScaleFromHeight(font, max(6, round(0.8 * height)), t)
+        (w, h), below = cv2.getTextSize("$", font, scale, t)
+        canvas = np.zeros((h + below + 4 * t, w + 4 * t), np.uint8)
+        cv2.putText(canvas, "$", (2 * t, h + 2 * t), font, scale, 255, t, cv2.LINE_AA)
+    else:
+        h, w = max(8, round(height)), max(6, round(height * rng.uniform(0.6, 0.8)))
+        canvas = np.zeros((h + 4 * t, w + 4 * t), np.uint8)
+        centre = (2 * t + w // 2 + round(0.1 * w), 2 * t + h // 2)
+        cv2.ellipse(canvas, centre, (w // 2, h // 2), 0, rng.uniform(30, 55),
+                    rng.uniform(305, 330), 255, t, cv2.LINE_AA)
+        for level in (0.42, 0.6):
+            y = 2 * t + round(h * (level + rng.normal(0, 0.02)))
+            cv2.line(canvas, (t, y), (2 * t + round(0.62 * w), y), 255, t, cv2.LINE_AA)
+    ink = canvas.astype(np.float32) / 255
+    ys, xs = np.nonzero(ink > 0.1)
+    return ink[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
 
 
 def _finish(rng: np.random.Generator, canvas: np.ndarray, size: float, pen: float) -> np.ndarray:

@@ -192,6 +192,29 @@ def test_nondigits_are_normalized_like_the_recognizer_crops():
         assert abs((mass * ys).sum() - 14) < 1 and abs((mass * xs).sum() - 14) < 1
 
 
+def test_currency_signs_are_marks_in_training_and_no_digit_of_a_line(monkeypatch):
+    """Training draws $ and € (its own way) among the MARK glyphs and before or after the
+    composed lines, whose text stays the digits alone."""
+    from model import dataset
+    from model.preprocess import LINE_H, LINE_W
+
+    rng = np.random.default_rng(0)
+    for sign in dataset.SIGNS:
+        ink = dataset._sign(rng, sign, 40.0, 3.0)
+        assert 0.6 * 40 <= ink.shape[0] <= 1.4 * 40 and 0.3 <= ink.shape[1] / ink.shape[0] <= 1
+        assert dataset._mark(rng, sign, 20.0, 2.0)[1] == "digit"  # it stands on the baseline
+    monkeypatch.setattr(dataset, "SIGN_SHARE", 1.0)
+    signs = dataset.make_nondigits(8, seed=5)[::4]  # every 4th glyph is a letter or a sign
+    monkeypatch.setattr(dataset, "SIGN_SHARE", 0.0)
+    assert not np.array_equal(signs, dataset.make_nondigits(8, seed=5)[::4])
+    (x, y), _ = load_mnist(SAMPLE)
+    pools = [(x, y.astype(np.int64))]
+    monkeypatch.setattr(dataset, "LINE_SIGNS", 1.0)
+    lines, texts = dataset.line_examples(20, 3, pools)
+    assert lines.shape == (20, LINE_H, LINE_W)
+    assert all(t.isdigit() for t in texts)
+
+
 def test_bad_corrections_file_is_refused(tmp_path):
     extra = tmp_path / "bad.npz"
     np.savez(extra, x=np.zeros((3, 28, 28), np.uint8), y=np.array([1, 2, 12]))
