@@ -1095,10 +1095,10 @@ def _amount_text(rng: np.random.Generator, currency: bool = False) -> str:
     `currency`, a price: "$ 25", "€12.500", "1 250 $"."""
     if currency:
         sign = str(rng.choice(list(CURRENCY)))
-        value = _amount_text(rng)
+        amount = _amount_text(rng)
         if rng.random() < 0.7:
-            return sign + (" " if rng.random() < 0.5 else "") + value
-        return value + " " + sign
+            return sign + (" " if rng.random() < 0.5 else "") + amount
+        return amount + " " + sign
     style = int(rng.integers(5))
     if style == 0:  # a plain number of 2-7 digits
         n = int(rng.integers(2, 8))
