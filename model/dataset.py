@@ -433,10 +433,25 @@ def _mark(rng: np.random.Generator, ch: str, size: float, pen: float) -> tuple[n
 
 
 def _sign(rng: np.random.Generator, ch: str, height: float, pen: float) -> np.ndarray:
-    """A currency sign's ink (float 0-1, cropped to it), about `height` tall: OpenCV's own $,
-    or an € of an ellipse's arc and two bars (OpenCV's fonts have none)."""
+    """A currency sign's ink (float 0-1, cropped to it), about `height` tall: a $ of OpenCV's
+    fonts or a pen's wave crossed by one or two bars, or an € of an ellipse's arc and two bars
+    (OpenCV's fonts have none)."""
     t = max(1, round(pen))
-    if ch == "$":
+    if ch == "$" and rng.random() < 0.5:  # as a pen writes it: an S-wave, then the bar(s)
+        h, w = max(8, round(height)), max(5, round(height * rng.uniform(0.4, 0.65)))
+        canvas = np.zeros((h + 4 * t, w + 4 * t), np.uint8)
+        s = np.linspace(-0.12, 1.12, 40)
+        lean, swing = rng.uniform(-0.15, 0.15) * w, w / 2 * rng.uniform(0.7, 1.0)
+        xs = 2 * t + w / 2 - np.sin(2 * np.pi * s) * swing + lean * (s - 0.5)
+        ys = 2 * t + h * (0.1 + 0.8 * s)
+        pts = np.stack([xs, ys], axis=1) * 4
+        cv2.polylines(canvas, [np.round(pts).astype(np.int32)], False, 255, t, cv2.LINE_AA, 2)
+        for dx in ([0.0], [-0.12, 0.12])[int(rng.random() < 0.3)]:
+            x = 2 * t + w * (0.5 + dx)
+            top, bottom = rng.uniform(0.0, 0.08) * h, rng.uniform(0.92, 1.0) * h
+            cv2.line(canvas, (round(x + lean / 2), round(2 * t + top)),
+                     (round(x - lean / 2), round(2 * t + bottom)), 255, t, cv2.LINE_AA)
+    elif ch == "$":
         font = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_SCRIPT_SIMPLEX)[rng.integers(2)]
         scale = cv2.getFontScaleFromHeight(font, max(6, round(0.8 * height)), t)
         (w, h), below = cv2.getTextSize("$", font, scale, t)
