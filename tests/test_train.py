@@ -199,7 +199,7 @@ def test_currency_signs_are_marks_in_training_and_no_digit_of_a_line(monkeypatch
     from model.preprocess import LINE_H, LINE_W
 
     rng = np.random.default_rng(0)
-    for sign in dataset.SIGNS:
+    for sign in dataset.SIGNS * 8:  # both ways of drawing a $: a font's and a pen's wave
         ink = dataset._sign(rng, sign, 40.0, 3.0)
         assert 0.6 * 40 <= ink.shape[0] <= 1.4 * 40 and 0.3 <= ink.shape[1] / ink.shape[0] <= 1
         assert dataset._mark(rng, sign, 20.0, 2.0)[1] == "digit"  # it stands on the baseline
