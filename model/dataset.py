@@ -442,9 +442,9 @@ def _sign(rng: np.random.Generator, ch: str, height: float, pen: float) -> np.nd
         canvas = np.zeros((h + 4 * t, w + 4 * t), np.uint8)
         s = np.linspace(-0.12, 1.12, 40)
         lean, swing = rng.uniform(-0.15, 0.15) * w, w / 2 * rng.uniform(0.7, 1.0)
-        xs = 2 * t + w / 2 - np.sin(2 * np.pi * s) * swing + lean * (s - 0.5)
-        ys = 2 * t + h * (0.1 + 0.8 * s)
-        pts = np.stack([xs, ys], axis=1) * 4
+        across = 2 * t + w / 2 - np.sin(2 * np.pi * s) * swing + lean * (s - 0.5)
+        down = 2 * t + h * (0.1 + 0.8 * s)
+        pts = np.stack([across, down], axis=1) * 4
         cv2.polylines(canvas, [np.round(pts).astype(np.int32)], False, 255, t, cv2.LINE_AA, 2)
         for dx in ([0.0], [-0.12, 0.12])[int(rng.random() < 0.3)]:
             x = 2 * t + w * (0.5 + dx)
