@@ -444,9 +444,10 @@ def _sign(rng: np.random.Generator, ch: str, height: float, pen: float) -> np.nd
         lean, swing = rng.uniform(-0.15, 0.15) * w, w / 2 * rng.uniform(0.7, 1.0)
         across = 2 * t + w / 2 - np.sin(2 * np.pi * s) * swing + lean * (s - 0.5)
         down = 2 * t + h * (0.1 + 0.8 * s)
-        pts = np.stack([across, down], axis=1) * 4
+        pts = np.stack([across, down], axis=1) * 4  # in quarter pixels (shift=2): a smooth S
         cv2.polylines(canvas, [np.round(pts).astype(np.int32)], False, 255, t, cv2.LINE_AA, 2)
-        for dx in ([0.0], [-0.12, 0.12])[int(rng.random() < 0.3)]:
+        bars = [-0.12, 0.12] if rng.random() < 0.3 else [0.0]  # some write the $ with two
+        for dx in bars:
             x = 2 * t + w * (0.5 + dx)
             top, bottom = rng.uniform(0.0, 0.08) * h, rng.uniform(0.92, 1.0) * h
             cv2.line(canvas, (round(x + lean / 2), round(2 * t + top)),
