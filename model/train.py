@@ -1,12 +1,14 @@
 """Train the recognizer's model and write a complete, servable run directory.
 
-    python -m model.train [--arch cnn|mlp] [--epochs N] [--data PATH] [--extra PATH]
-                          [--out DIR] [--seed S] [--scale F] [--threads N]
+    python -m model.train [--arch cnn|mlp|line] [--epochs N] [--data PATH] [--extra PATH]
+                          [--out DIR] [--seed S] [--scale F] [--threads N] [--init DIR]
 
 The model reads a 28×28 MNIST-like crop as one of twelve classes: the digits 0–9, MARK (ink
 that is no digit) and PART (a piece of a digit, or several digits). It learns from MNIST's
 training split, kensanata's training writers and crops the recognizer's own segmenter cuts from
 generated photos (model/dataset.py); user corrections (--extra) count EXTRA_REPEATS times.
+With --init the crop model starts from a run directory's model.keras and fine-tunes it at a
+twentieth of the learning rate for FINE_TUNE_EPOCHS (minutes, where a fresh start takes ~40).
 
 DIR receives model.keras (best epoch on validation), model.tflite (checked against Keras with
 LiteRT), history.json, metrics.json and three plots. One `PROGRESS {json}` line per finished
@@ -57,6 +59,10 @@ VAL_SIZE = 5000  # held out from x_train; the test split is only ever used for t
 EXTRA_REPEATS = 10  # a user correction counts this many times: there are few of them
 MNIST_TRAIN = 55_000  # MNIST's training split less VAL_SIZE: what the release trains on
 EARLY_STOP_PATIENCE = 6
+# Fine-tuning a trained model (--init): two epochs at Adam 1e-4 kept MNIST and read the
+# bench's development rows better than a fresh 14-epoch run did (docs/experiments.md).
+FINE_TUNE_EPOCHS = 2
+FINE_TUNE_LR_FRACTION = 0.05
 LITERT_MIN_AGREEMENT = 0.999
 
 # Augmentation prepares for photographed handwriting: the recognizer's normalized crops differ
@@ -182,9 +188,9 @@ def make_augment(seed: int, geometry: bool = True):
     return augment
 
 
-def lr_schedule(arch: str, epochs: int):
+def lr_schedule(arch: str, epochs: int, fine_tune: bool = False):
     """Linear warm-up, then cosine decay to a small fraction of the peak."""
-    peak = PEAK_LR[arch]
+    peak = PEAK_LR[arch] * (FINE_TUNE_LR_FRACTION if fine_tune else 1.0)
 
     def schedule(epoch: int, _lr: float | None = None) -> float:
         if epoch < WARMUP_EPOCHS:
@@ -233,6 +239,19 @@ class Progress(keras.callbacks.Callback):
         print("PROGRESS " + json.dumps(report), flush=True)
 
 
+def load_init(path: Path) -> keras.Model:
+    """The crop model to fine-tune: a run directory's model.keras (or the file itself)."""
+    file = path / "model.keras" if path.is_dir() else path
+    try:
+        model = keras.models.load_model(file, compile=False)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"--init {path}: not a crop model's .keras file: {exc}") from exc
+    if model.input_shape[1:3] != (28, 28) or model.output_shape[-1] != CLASSES:
+        raise DataError(f"--init {path}: expected 28×28 in and {CLASSES} classes out, got "
+                        f"{model.input_shape} → {model.output_shape}")
+    return model
+
+
 def litert_predict(tflite_path: Path, x: np.ndarray, batch: int = 1000) -> np.ndarray:
     """Softmax outputs of the exported model, run by LiteRT as the bot serves it."""
     from ai_edge_litert.interpreter import Interpreter
@@ -255,8 +274,9 @@ def litert_predict(tflite_path: Path, x: np.ndarray, batch: int = 1000) -> np.nd
 
 def train(arch: str, epochs: int, data: str | None, extra: str | None, out: Path,
           seed: int, scale: float | None = None, threads: int = 0,
-          writers: str = "train") -> dict:
-    """Train, select the best epoch on validation, evaluate on test, export and plot."""
+          writers: str = "train", init: Path | None = None) -> dict:
+    """Train (or fine-tune `init`), select the best epoch on validation, evaluate on test,
+    export and plot."""
     from model import plots
 
     split = load_mnist(data)
@@ -285,7 +305,7 @@ def train(arch: str, epochs: int, data: str | None, extra: str | None, out: Path
         .map(make_augment(seed), num_parallel_calls=tf.data.AUTOTUNE)
         .prefetch(tf.data.AUTOTUNE)
     )
-    model = BUILDERS[arch]()
+    model = load_init(init) if init else BUILDERS[arch]()
     model.compile(
         optimizer=keras.optimizers.Adam(PEAK_LR[arch]),
         loss="sparse_categorical_crossentropy",
@@ -294,7 +314,7 @@ def train(arch: str, epochs: int, data: str | None, extra: str | None, out: Path
     out.mkdir(parents=True, exist_ok=True)
     model_path = out / "model.keras"
     callbacks = [
-        keras.callbacks.LearningRateScheduler(lr_schedule(arch, epochs)),
+        keras.callbacks.LearningRateScheduler(lr_schedule(arch, epochs, init is not None)),
         keras.callbacks.ModelCheckpoint(model_path, monitor="val_accuracy", save_best_only=True),
         # Not before the schedule's second half: a lucky epoch at a high learning rate must
         # not end the run before the learning rate has come down.
@@ -355,6 +375,7 @@ def train(arch: str, epochs: int, data: str | None, extra: str | None, out: Path
         "test_images": int(len(x_test)),
         "seed": seed,
         "writers": writers,  # kensanata's writers trained on: "train", or "train+val" (a refit)
+        "init": str(init) if init else None,  # the model fine-tuned, else a fresh start
         "batch_size": BATCH_SIZE,
         "litert_agreement": agreement,
         # fresh generated non-digit glyphs (another seed) the model reads as MARK
@@ -493,7 +514,8 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--arch", choices=ARCHS, default="cnn")
     parser.add_argument("--epochs", type=int, help="default: " + ", ".join(
-        f"{n} for {arch}" for arch, n in DEFAULT_EPOCHS.items()))
+        f"{n} for {arch}" for arch, n in DEFAULT_EPOCHS.items())
+        + f"; {FINE_TUNE_EPOCHS} with --init")
     parser.add_argument("--data", help="Keras mnist.npz (default: $MNIST_PATH, else download)")
     parser.add_argument("--extra", help=".npz of user corrections (x: N×28×28 uint8, y: labels)")
     parser.add_argument("--out", default="runs/latest", type=Path, help="run directory to write")
@@ -508,15 +530,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0,
                         help="cap the threads (TensorFlow's) and processes (making the "
                              "examples) it uses (0: all cores)")
+    parser.add_argument("--init", type=Path,
+                        help="fine-tune this run directory's crop model (its model.keras) "
+                             "instead of starting afresh; --arch is then the file's")
     args = parser.parse_args(argv)
     if args.threads > 0:  # before TensorFlow runs anything: it fixes its pools at first use
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
-    epochs = args.epochs or DEFAULT_EPOCHS[args.arch]
+    epochs = args.epochs or (FINE_TUNE_EPOCHS if args.init else DEFAULT_EPOCHS[args.arch])
     if epochs < 1:
         parser.error("--epochs must be at least 1")
     if args.arch == "line" and args.writers != "train":
         parser.error("--writers is for the crop model: the line reader's glyphs are its own")
+    if args.arch == "line" and args.init:
+        parser.error("--init is for the crop model: the line reader is trained afresh")
     try:
         if args.arch == "line":
             metrics = train_lines(epochs, args.data, args.out, args.seed, args.scale,
@@ -526,7 +553,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"→ {args.out}")
             return 0
         metrics = train(args.arch, epochs, args.data, args.extra, args.out, args.seed,
-                        args.scale, args.threads, args.writers)
+                        args.scale, args.threads, args.writers, args.init)
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -215,6 +215,22 @@ def test_currency_signs_are_marks_in_training_and_no_digit_of_a_line(monkeypatch
     assert all(t.isdigit() for t in texts)
 
 
+def test_init_fine_tunes_the_release_rather_than_starting_afresh(tmp_path, capsys):
+    """--init: one short epoch from the release keeps its reading (a fresh model could not
+    reach it on 450 images at a twentieth of the learning rate); a wrong file is refused."""
+    from model.train import main, train
+
+    metrics = train("cnn", 1, str(SAMPLE), None, tmp_path / "ft", seed=5, init=RELEASE_DIR)
+    check_run_dir(tmp_path / "ft", "cnn", 1)
+    assert metrics["init"] == str(RELEASE_DIR)
+    assert metrics["test_accuracy"] >= 0.95
+    history = json.loads((tmp_path / "ft" / "history.json").read_text())
+    assert history["lr"][0] < 1e-4  # the fine-tuning's rate, not a fresh run's 1e-3
+    assert main(["--init", str(SAMPLE), "--data", str(SAMPLE),
+                 "--out", str(tmp_path / "bad")]) == 2
+    assert "--init" in capsys.readouterr().err
+
+
 def test_bad_corrections_file_is_refused(tmp_path):
     extra = tmp_path / "bad.npz"
     np.savez(extra, x=np.zeros((3, 28, 28), np.uint8), y=np.array([1, 2, 12]))
