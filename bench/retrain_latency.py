@@ -1,15 +1,17 @@
 """Reply latency while /retrain trains on the serving machine, against the same bot idle.
 
-    .venv/bin/python -m bench.retrain_latency                 # a full default retrain (20-40 min)
+    .venv/bin/python -m bench.retrain_latency                 # the default: a fine-tune
+    .venv/bin/python -m bench.retrain_latency --start scratch # a full new model (20-40 min)
     .venv/bin/python -m bench.retrain_latency --epochs 1      # a short run, to try the script
 
 The real bot (`python -m bot`, a child process) against the Bot API stand-in, with the training
-data of MNIST_PATH (the full MNIST by default) and the bot's default RETRAIN_NICE and
-RETRAIN_THREADS (override with --nice / --threads). Realistic phone photos (model/photos.py,
-MNIST test digits) go one at a time from rotating users, one every --interval seconds: first
-idle, then from the admin's /retrain until its final report (training, then both models scored
-on the test split). Prints p50/p99/max reply latency of both phases, the retrain's wall time,
-the CPU the training process used (in cores) and its outcome.
+data of MNIST_PATH (the full MNIST by default) and the bot's default RETRAIN_FROM,
+RETRAIN_NICE and RETRAIN_THREADS (override with --start / --nice / --threads). Realistic phone
+photos (model/photos.py, MNIST test digits) go one at a time from rotating users, one every
+--interval seconds: first idle, then from the admin's /retrain until its final report
+(training, then both models scored on the test split). Prints p50/p99/max reply latency of
+both phases, the retrain's wall time, the CPU the training process used (in cores) and its
+outcome.
 """
 
 from __future__ import annotations
@@ -84,6 +86,8 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between photos")
     parser.add_argument("--nice", type=int, help="RETRAIN_NICE (default: the bot's)")
     parser.add_argument("--threads", type=int, help="RETRAIN_THREADS (default: the bot's)")
+    parser.add_argument("--start", choices=("serving", "scratch"),
+                        help="RETRAIN_FROM (default: the bot's)")
     args = parser.parse_args()
     if args.data is None or not Path(args.data).is_file():
         sys.exit("set MNIST_PATH or --data to the MNIST .npz to train on")
@@ -91,8 +95,10 @@ def main() -> None:
     defaults = Settings.model_fields
     nice = defaults["retrain_nice"].default if args.nice is None else args.nice
     threads = defaults["retrain_threads"].default if args.threads is None else args.threads
+    start = args.start or defaults["retrain_from"].default
     env = {"MNIST_PATH": str(Path(args.data).resolve()), "RETRAIN_NICE": str(nice),
-           "RETRAIN_THREADS": str(threads)}  # the tests' bots train at niceness 0
+           "RETRAIN_THREADS": str(threads),  # the tests' bots train at niceness 0
+           "RETRAIN_FROM": start}  # and from scratch
 
     print(f"generating {PHOTO_POOL} photos (model/photos.py, MNIST test digits)...", flush=True)
     photos = photo_set(PHOTO_POOL, "digit", seed=11, mnist_path=SAMPLE)
@@ -136,7 +142,8 @@ def main() -> None:
     print(row("during /retrain", during))
     cores = cpu.cores
     print(f"/retrain {args.epochs or '(default epochs)'} on {Path(args.data).name}, "
-          f"RETRAIN_NICE={nice}, RETRAIN_THREADS={threads}: {wall:.0f} s to its report; "
+          f"RETRAIN_FROM={start}, RETRAIN_NICE={nice}, RETRAIN_THREADS={threads}: "
+          f"{wall:.0f} s to its report; "
           f"the training used {'n/a' if cores is None else f'{cores:.2f}'} cores on average")
     print(f"report: {report.text}")
     print(f"machine: {psutil.cpu_count()} CPUs, load average {load_before:.1f} before, "

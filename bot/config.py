@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     # Retraining.
     retrain_default_epochs: int | None = Field(None, ge=1)  # None: model.train's own default
     retrain_max_epochs: int = Field(50, ge=1)
+    # "serving": fine-tune the serving model (`model.train --init`: two epochs, minutes);
+    # "scratch": train a new one (14 epochs, ~40 minutes on two cores with every core).
+    retrain_from: Literal["serving", "scratch"] = "serving"
     retrain_edit_interval_s: float = Field(2.0, ge=0)  # throttle for progress-message edits
     # Accuracy (fraction) a new model may lose on the test split and still be promoted;
     # 0: only a model that is not worse replaces the serving one.

@@ -39,6 +39,7 @@ from bot.storage import Corrections
 log = logging.getLogger(__name__)
 
 PROGRESS_PREFIX = "PROGRESS "
+KERAS_FILE = "model.keras"  # what `model.train --init` starts from
 STOP_GRACE_S = 10
 MAX_LINE_BYTES = 1 << 20  # TensorFlow can print very long lines
 # Starts the training with "terminate me when my parent dies" set (Linux), so a killed bot never
@@ -149,12 +150,14 @@ class Retrainer:
         extra = work / "corrections.npz" if len(x_extra) else None
         if extra is not None:
             np.savez(extra, x=x_extra, y=y_extra)
-        cmd, env = training_command(self.settings, run_dir, data, extra, epochs)
-
+        init = fine_tune_base(self.settings, current.path)
+        cmd, env = training_command(self.settings, run_dir, data, extra, epochs, init)
+        start = (f"fine-tuning v{current.version}'s weights" if init
+                 else "training a new model from scratch")
         progress = await bot.send_message(
             chat_id,
             f"🏋️ Retraining started on {data.name} + {len(x_extra)} feedback samples. "
-            f"v{current.version} keeps serving meanwhile.\n{feedback_line(feedback)}",
+            f"v{current.version} keeps serving meanwhile; {start}.\n{feedback_line(feedback)}",
         )
         self._proc = proc = await asyncio.create_subprocess_exec(
             sys.executable, "-c", LAUNCHER, str(os.getpid()), str(self.settings.retrain_nice),
@@ -254,8 +257,17 @@ class Retrainer:
             )
 
 
+def fine_tune_base(settings: Settings, serving: Path) -> Path | None:
+    """The serving model's directory to fine-tune (RETRAIN_FROM=serving), where it holds the
+    Keras model the training starts from; else None: a new model from scratch."""
+    if settings.retrain_from == "serving" and (serving / KERAS_FILE).is_file():
+        return serving
+    return None
+
+
 def training_command(settings: Settings, run_dir: Path, data: Path, extra: Path | None,
-                     epochs: int | None) -> tuple[list[str], dict[str, str]]:
+                     epochs: int | None,
+                     init: Path | None = None) -> tuple[list[str], dict[str, str]]:
     """The training command and its environment. Every command gets the job in
     DIGITBOT_* variables; RETRAIN_COMMAND runs under /bin/sh, so it can use them."""
     threads = settings.retrain_threads
@@ -265,6 +277,7 @@ def training_command(settings: Settings, run_dir: Path, data: Path, extra: Path 
         "DIGITBOT_EXTRA": str(extra.resolve()) if extra else "",
         "DIGITBOT_EPOCHS": str(epochs or ""),
         "DIGITBOT_THREADS": str(threads or ""),
+        "DIGITBOT_INIT": str(init.resolve()) if init else "",
     }
     env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
     env |= {"PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2", **job}
@@ -278,6 +291,8 @@ def training_command(settings: Settings, run_dir: Path, data: Path, extra: Path 
         cmd += ["--extra", job["DIGITBOT_EXTRA"]]
     if threads:
         cmd += ["--threads", str(threads)]
+    if init is not None:
+        cmd += ["--init", job["DIGITBOT_INIT"]]
     return cmd, env
 
 

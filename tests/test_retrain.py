@@ -119,3 +119,27 @@ def test_the_gate_scores_both_models_on_every_held_out_set(tmp_path: Path) -> No
     version = ModelVersion(2, tmp_path, 0.99, "2026-12-01", None, True, None,
                            json.loads(gate.to_json(scores)))
     assert "held out: MNIST" in models_text([version])
+
+
+@pytest.mark.timeout(300)
+async def test_retrain_fine_tunes_the_serving_model_by_default(api: BotApiStandIn,
+                                                               tmp_path: Path) -> None:
+    """RETRAIN_FROM=serving (the default): the child starts from the serving version's
+    model.keras, so one short epoch on the sample reads the held-out sets as the release does
+    (a new model from one epoch on 450 images reads far worse: test_bot.py's "kept" case)."""
+    from model import RELEASE_DIR
+
+    data = tmp_path / "data"
+    async with running_bot(api, data, retrain_from="serving"):
+        started = await ask_async(api, ADMIN_ID,
+                                  lambda: api.send_command(ADMIN_ID, "retrain", "1"))
+        assert "v1 keeps serving meanwhile; fine-tuning v1's weights." in started.text
+        result = await api.wait_message(
+            ADMIN_ID, lambda c: c.method == "sendMessage" and c.time > started.time,
+            timeout=RETRAIN_S)
+    figures = re.findall(r"\((\d+)\): new (\d+\.\d\d)%, v1 (\d+\.\d\d)%", result.text)
+    assert len(figures) == 2, result.text  # MNIST's test split and the held-out writers
+    for n, new, old in figures:  # within two items of the release on each
+        assert abs(float(new) - float(old)) <= 200 / int(n) + 0.01, result.text
+    metrics = json.loads((data / "models" / "2" / "metrics.json").read_text())
+    assert Path(metrics["init"]) == RELEASE_DIR.resolve() and metrics["epochs_run"] == 1

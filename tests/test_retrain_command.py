@@ -129,3 +129,22 @@ def test_the_local_training_command_is_capped_and_gets_no_secrets(
     cmd, env = training_command(uncapped, tmp_path / "run", SAMPLE, None, None)
     assert "--threads" not in cmd and "--epochs" not in cmd and "--extra" not in cmd
     assert env["DIGITBOT_EPOCHS"] == "" and env["DIGITBOT_EXTRA"] == ""
+    assert "--init" not in cmd and env["DIGITBOT_INIT"] == ""
+    cmd, env = training_command(uncapped, tmp_path / "run", SAMPLE, None, None, tmp_path / "v3")
+    assert cmd[-2:] == ["--init", str(tmp_path / "v3")] and env["DIGITBOT_INIT"] == cmd[-1]
+
+
+def test_retrain_fine_tunes_only_a_serving_model_it_can_load(tmp_path: Path) -> None:
+    """RETRAIN_FROM=serving starts from the version's model.keras; without one (a version a
+    RETRAIN_COMMAND left as model.tflite alone), or with RETRAIN_FROM=scratch, a new model."""
+    from bot.retrain import fine_tune_base
+    from model import RELEASE_DIR
+
+    serving = Settings(_env_file=None, bot_token="123:x")  # type: ignore[call-arg]
+    scratch = Settings(_env_file=None, bot_token="123:x",  # type: ignore[call-arg]
+                       retrain_from="scratch")
+    assert serving.retrain_from == "serving"
+    assert fine_tune_base(serving, RELEASE_DIR) == RELEASE_DIR
+    assert fine_tune_base(scratch, RELEASE_DIR) is None
+    (tmp_path / "model.tflite").write_bytes((RELEASE_DIR / "model.tflite").read_bytes())
+    assert fine_tune_base(serving, tmp_path) is None

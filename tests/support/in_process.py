@@ -27,6 +27,7 @@ def bot_settings(api: BotApiStandIn, data_dir: Path, **overrides: Any) -> Settin
         "admin_ids": frozenset({ADMIN_ID}), "mnist_path": SAMPLE,
         "retrain_nice": 0,  # as BotProcess: a test's training must not wait behind the machine
         "retrain_eval_cells": 60,  # as BotProcess: the gate reads a few real cells
+        "retrain_from": "scratch",  # as BotProcess: a new model, reliably worse than the release
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
